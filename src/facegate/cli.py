@@ -1,0 +1,312 @@
+"""The ``facegate`` command line: enroll, import, identify, verify, detect, people."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facegate.vision.errors import FacegateError
+
+app = typer.Typer(
+    help="facegate: self-hosted face recognition (CPU, offline).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+GalleryOpt = Annotated[
+    Path | None, typer.Option("--gallery", help="Gallery file (default: $FACEGATE_DATA_DIR/gallery.npz).")
+]
+DetectorOpt = Annotated[str, typer.Option("--detector", help="blazeface (fast), hog, or cnn (slow, accurate).")]
+
+
+class _State:
+    embedder: str = "onnx"
+    flip: bool = False
+
+
+_state = _State()
+
+
+@app.callback()
+def _options(
+    embedder: Annotated[str, typer.Option(help="onnx (fast) or dlib (dlib's own, slow).")] = "onnx",
+    flip: Annotated[bool, typer.Option(help="Average each descriptor with its mirror image's.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    _state.embedder = embedder
+    _state.flip = flip
+
+
+def _engine(detector: str = "blazeface", thorough: bool = False):
+    from facegate.vision.engine import EngineConfig, FaceEngine
+
+    return FaceEngine(
+        EngineConfig(detector=detector, embedder=_state.embedder, flip=_state.flip, thorough=thorough)
+    )
+
+
+def _gallery_path(path: Path | None) -> Path:
+    from facegate.gallery.filestore import default_gallery_path
+
+    return path or default_gallery_path()
+
+
+def _load(path: Path, engine):
+    from facegate.gallery.filestore import load_gallery
+
+    return load_gallery(path, engine.model_id)
+
+
+def _fail(exc: FacegateError) -> typer.Exit:
+    typer.secho(f"error [{exc.code}]: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _largest_faces(engine, images: list[Path], label: str):
+    """The largest face of each image, skipping (and reporting) images without one."""
+    from rich.progress import track
+
+    found, skipped = [], []
+    for path in track(images, description=label, transient=True, disable=len(images) < 3):
+        try:
+            faces = engine.analyze(path, max_faces=1)
+        except FacegateError as exc:
+            skipped.append((path, exc.code))
+            continue
+        if faces:
+            found.append((path, faces[0]))
+        else:
+            skipped.append((path, "no_face"))
+    return found, skipped
+
+
+def _enroll_into(gallery, name: str, found) -> int:
+    import numpy as np
+
+    person = gallery.find_by_name(name) or gallery.add_person(name)
+    gallery.add_templates(
+        person.id,
+        np.stack([face.embedding for _, face in found]),
+        qualities=[face.quality.score for _, face in found],
+        sources=[str(path) for path, _ in found],
+    )
+    return len(found)
+
+
+@app.command()
+def enroll(
+    name: Annotated[str, typer.Argument(help="The person's display name.")],
+    images: Annotated[list[Path], typer.Argument(help="Photos of this person (largest face is used).")],
+    gallery: GalleryOpt = None,
+    detector: DetectorOpt = "blazeface",
+) -> None:
+    """Enrol NAME from one or more photos; adds templates if NAME exists already."""
+    from facegate.gallery.filestore import save_gallery
+
+    engine = _engine(detector, thorough=True)
+    path = _gallery_path(gallery)
+    try:
+        store = _load(path, engine)
+        found, skipped = _largest_faces(engine, images, f"enrolling {name}")
+        for image, why in skipped:
+            typer.secho(f"skipped {image}: {why}", err=True, fg=typer.colors.YELLOW)
+        if not found:
+            typer.secho("no usable face in any image; nothing enrolled", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=1)
+        count = _enroll_into(store, name, found)
+        save_gallery(store, path)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"enrolled {name}: {count} template(s) added ({len(skipped)} image(s) skipped) -> {path}")
+
+
+@app.command(name="import")
+def import_dir(
+    directory: Annotated[Path, typer.Argument(help="A folder with one sub-folder of photos per person.")],
+    gallery: GalleryOpt = None,
+    detector: DetectorOpt = "blazeface",
+) -> None:
+    """Enrol everyone in DIRECTORY: each sub-folder's name is a person's name."""
+    from rich.progress import Progress
+
+    from facegate.gallery.filestore import save_gallery
+
+    if not directory.is_dir():
+        typer.secho(f"error: {directory} is not a directory", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2)
+    people = {
+        d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for d in sorted(directory.iterdir())
+        if d.is_dir() and not d.name.startswith((".", "_"))
+    }
+    engine = _engine(detector, thorough=True)
+    path = _gallery_path(gallery)
+    total_images = sum(len(v) for v in people.values())
+    enrolled = templates = skipped = 0
+    try:
+        store = _load(path, engine)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("importing", total=total_images)
+            for name, images in people.items():
+                found = []
+                for image in images:
+                    found_one, skipped_one = _largest_faces(engine, [image], name)
+                    found += found_one
+                    skipped += len(skipped_one)
+                    progress.advance(task)
+                if found:
+                    templates += _enroll_into(store, name, found)
+                    enrolled += 1
+        save_gallery(store, path)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"imported {enrolled} people, {templates} templates, {skipped} image(s) skipped -> {path}")
+
+
+@app.command()
+def identify(
+    image: Annotated[Path, typer.Argument(help="A photo to recognise every face in.")],
+    gallery: GalleryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    top_k: Annotated[int, typer.Option(help="Also list the best K candidates per face.")] = 0,
+    threshold: Annotated[float | None, typer.Option(help="Match threshold (cosine similarity).")] = None,
+    detector: DetectorOpt = "blazeface",
+) -> None:
+    """Find every face in IMAGE and name it, or call it unknown."""
+    import numpy as np
+
+    engine = _engine(detector)
+    try:
+        store = _load(_gallery_path(gallery), engine)
+        if threshold is not None:
+            store.policy = replace(store.policy, threshold=threshold)
+        faces = engine.analyze(image)
+        decisions = store.identify(np.stack([f.embedding for f in faces]), top_k=top_k) if faces else []
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    rows = [
+        {"box": f.box.to_list(), "det_score": round(f.det_score, 3), "quality": f.quality.to_dict(),
+         **d.to_dict()}
+        for f, d in zip(faces, decisions, strict=True)
+    ]
+    if as_json:
+        typer.echo(json.dumps({"image": str(image), "faces": rows}, indent=2))
+        return
+    if not rows:
+        typer.echo("no face found")
+    for row in rows:
+        who = row["name"] if row["status"] == "match" else "unknown"
+        typer.echo(f"{who:24s} confidence={row['confidence']:.2f} similarity={row['similarity']:.3f} "
+                   f"box={row['box']}")
+
+
+@app.command()
+def verify(
+    image_a: Annotated[Path, typer.Argument()],
+    image_b: Annotated[Path, typer.Argument()],
+    threshold: Annotated[float | None, typer.Option(help="Match threshold (cosine similarity).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Say whether the largest faces of two photos are the same person."""
+    from facegate.gallery.decision import MatchPolicy
+
+    policy = MatchPolicy() if threshold is None else MatchPolicy(threshold=threshold)
+    engine = _engine()
+    try:
+        faces = [engine.analyze(p, max_faces=1) for p in (image_a, image_b)]
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    for path, found in zip((image_a, image_b), faces, strict=True):
+        if not found:
+            typer.secho(f"error [no_face]: no face found in {path}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=2)
+    similarity = float(faces[0][0].embedding @ faces[1][0].embedding)
+    result = {"same": similarity >= policy.threshold, "similarity": round(similarity, 4),
+              "confidence": round(policy.confidence(similarity), 4), "threshold": policy.threshold}
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        verdict = "same person" if result["same"] else "different people"
+        typer.echo(f"{verdict} (similarity={result['similarity']:.3f}, confidence={result['confidence']:.2f})")
+
+
+@app.command()
+def detect(
+    image: Annotated[Path, typer.Argument()],
+    draw: Annotated[Path | None, typer.Option("--draw", help="Write a copy with boxes and landmarks.")] = None,
+    detector: DetectorOpt = "blazeface",
+    thorough: Annotated[bool, typer.Option(help="Also search large images tile by tile.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the faces in IMAGE with their quality; optionally draw them."""
+    engine = _engine(detector, thorough=thorough)
+    try:
+        pixels = engine.load(image)
+        faces = engine.faces_from_boxes(pixels, engine.detector.detect(pixels, thorough=thorough), embed=False)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    rows = [{"box": f.box.to_list(), "det_score": round(f.det_score, 3), "quality": f.quality.to_dict()}
+            for f in faces]
+    if as_json:
+        typer.echo(json.dumps({"image": str(image), "faces": rows}, indent=2))
+    else:
+        typer.echo(f"{len(rows)} face(s)")
+        for row in rows:
+            q = row["quality"]
+            typer.echo(f"box={row['box']} score={row['det_score']} quality={q['score']} {' '.join(q['reasons'])}")
+    if draw is not None:
+        from facegate.vision.draw import draw_faces
+
+        draw_faces(pixels, faces).save(draw)
+        typer.echo(f"drawn -> {draw}")
+
+
+@app.command()
+def people(gallery: GalleryOpt = None) -> None:
+    """List enrolled people and their template counts."""
+    engine = _engine()
+    try:
+        store = _load(_gallery_path(gallery), engine)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    for person in sorted(store.people, key=lambda p: p.name.lower()):
+        typer.echo(f"{person.id}  {person.name}  templates={len(store.templates_of(person.id))}")
+    typer.echo(f"{len(store)} people, {store.template_count} templates")
+
+
+@app.command()
+def delete(name: Annotated[str, typer.Argument()], gallery: GalleryOpt = None) -> None:
+    """Delete a person and all their templates."""
+    from facegate.gallery.filestore import save_gallery
+
+    engine = _engine()
+    path = _gallery_path(gallery)
+    try:
+        store = _load(path, engine)
+        person = store.find_by_name(name)
+        if person is None:
+            typer.secho(f"error [person_not_found]: no person named {name!r}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=2)
+        removed = store.remove_person(person.id)
+        save_gallery(store, path)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"deleted {name} ({removed} templates)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The match/unknown decision: a calibrated threshold and confidence on cosine similarity.
+
+The numbers come from ``bench/calibrate.py`` on LFW View 1 (``pairsDevTrain.txt``), with
+descriptors from the default engine (BlazeFace, ONNX dlib ResNet, no flip). See
+``docs/calibration.md`` for the measured false-accept and true-accept rates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# Measured by: python bench/calibrate.py --data ../shared/data/lfw
+# Threshold at which the false-accept rate over all impostor pairs of the View 1 train
+# images is 0.1% (1 in 1,000 comparisons of two different people passes); TAR there is
+# 93.1% (held-out pairsDevTest: FAR 0.085%, TAR 93.6%).
+MATCH_THRESHOLD = 0.9266
+# Platt scaling of similarity -> P(same person), fitted on the same pairs (equal priors).
+CONFIDENCE_SLOPE = 151.06
+CONFIDENCE_INTERCEPT = -136.68
+
+
+def similarity_confidence(similarity: float, slope: float = CONFIDENCE_SLOPE,
+                          intercept: float = CONFIDENCE_INTERCEPT) -> float:
+    """Calibrated probability in [0, 1] that two faces with this cosine similarity are one person."""
+    z = slope * similarity + intercept
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One enrolled person and how well the face matched them (best template)."""
+
+    person_id: str
+    name: str
+    similarity: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What facegate says about one face: ``match`` with a person, or ``unknown``."""
+
+    status: str  # "match" | "unknown"
+    person_id: str | None
+    name: str | None
+    similarity: float
+    confidence: float  # of the named person when matched; of the best candidate otherwise
+    candidates: tuple[Candidate, ...] = field(default=())
+
+    @property
+    def is_match(self) -> bool:
+        return self.status == "match"
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "person_id": self.person_id,
+            "name": self.name,
+            "similarity": round(self.similarity, 4),
+            "confidence": round(self.confidence, 4),
+            "candidates": [
+                {"person_id": c.person_id, "name": c.name, "similarity": round(c.similarity, 4),
+                 "confidence": round(c.confidence, 4)}
+                for c in self.candidates
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    """When a best candidate becomes a match. ``threshold`` is on cosine similarity."""
+
+    threshold: float = MATCH_THRESHOLD
+    slope: float = CONFIDENCE_SLOPE
+    intercept: float = CONFIDENCE_INTERCEPT
+
+    def confidence(self, similarity: float) -> float:
+        return similarity_confidence(similarity, self.slope, self.intercept)
+
+    def decide(self, candidates: list[Candidate], top_k: int = 0) -> Decision:
+        """A decision from candidates sorted best first; ``top_k`` of them are kept in it."""
+        shown = tuple(candidates[:top_k])
+        if not candidates:
+            return Decision("unknown", None, None, -1.0, 0.0, shown)
+        best = candidates[0]
+        if best.similarity >= self.threshold:
+            return Decision("match", best.person_id, best.name, best.similarity, best.confidence, shown)
+        return Decision("unknown", None, None, best.similarity, best.confidence, shown)

@@ -1,0 +1,223 @@
+"""In-memory gallery: people with several face templates each, and exact cosine search."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facegate.gallery.decision import Candidate, Decision, MatchPolicy
+from facegate.vision.errors import FacegateError
+
+
+class GalleryError(FacegateError):
+    """A gallery operation was refused (unknown id, bad embedding, duplicate name)."""
+
+    code = "gallery_error"
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, URL-safe public id such as ``p_3fJ2k9QxTbY``."""
+    return f"{prefix}_{secrets.token_urlsafe(9)}"
+
+
+@dataclass
+class Person:
+    """An enrolled person. ``id`` is stable and opaque; ``name`` is for display."""
+
+    id: str
+    name: str
+    created_at: float = field(default_factory=time.time)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One face template of a person: a unit-length embedding and where it came from."""
+
+    id: str
+    person_id: str
+    embedding: np.ndarray
+    quality: float = 1.0
+    source: str = ""
+
+
+class Gallery:
+    """People and their templates for one embedding model, searched by float32 matmul.
+
+    Writes rebuild nothing: the template matrix grows by appending, and a removal
+    compacts it. Reads and writes are safe across threads.
+    """
+
+    def __init__(self, model_id: str, dim: int = 128, policy: MatchPolicy | None = None) -> None:
+        self.model_id = model_id
+        self.dim = dim
+        self.policy = policy or MatchPolicy()
+        self._people: dict[str, Person] = {}
+        self._templates: list[Template] = []
+        self._matrix = np.zeros((0, dim), np.float32)
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------- people
+
+    @property
+    def people(self) -> list[Person]:
+        with self._lock:
+            return list(self._people.values())
+
+    def __len__(self) -> int:
+        return len(self._people)
+
+    @property
+    def template_count(self) -> int:
+        return len(self._templates)
+
+    def get(self, person_id: str) -> Person:
+        """The person with this id; raises ``GalleryError(code='person_not_found')``."""
+        try:
+            return self._people[person_id]
+        except KeyError:
+            raise GalleryError(f"no person with id {person_id!r}", code="person_not_found") from None
+
+    def find_by_name(self, name: str) -> Person | None:
+        """The person with exactly this display name, if any."""
+        with self._lock:
+            return next((p for p in self._people.values() if p.name == name), None)
+
+    def add_person(self, name: str, metadata: dict | None = None) -> Person:
+        """Create a person; display names must be unique and non-empty."""
+        name = name.strip()
+        if not name:
+            raise GalleryError("a person needs a non-empty name", code="invalid_name")
+        with self._lock:
+            if self.find_by_name(name):
+                raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name")
+            person = Person(id=new_id("p"), name=name, metadata=dict(metadata or {}))
+            self._people[person.id] = person
+            return person
+
+    def rename(self, person_id: str, name: str) -> Person:
+        """Give a person a new (unique) display name."""
+        name = name.strip()
+        with self._lock:
+            person = self.get(person_id)
+            other = self.find_by_name(name)
+            if not name or (other and other.id != person_id):
+                raise GalleryError(f"cannot rename to {name!r}", code="duplicate_name" if name else "invalid_name")
+            person.name = name
+            return person
+
+    def remove_person(self, person_id: str) -> int:
+        """Delete a person and all their templates; returns how many templates went."""
+        with self._lock:
+            self.get(person_id)
+            keep = [t for t in self._templates if t.person_id != person_id]
+            removed = len(self._templates) - len(keep)
+            del self._people[person_id]
+            self._rebuild(keep)
+            return removed
+
+    # ----------------------------------------------------------------- templates
+
+    def templates_of(self, person_id: str) -> list[Template]:
+        with self._lock:
+            self.get(person_id)
+            return [t for t in self._templates if t.person_id == person_id]
+
+    def add_templates(
+        self,
+        person_id: str,
+        embeddings: np.ndarray,
+        qualities: list[float] | None = None,
+        sources: list[str] | None = None,
+    ) -> list[Template]:
+        """Attach embeddings (N, dim) to a person; they are normalised to unit length."""
+        vectors = self._validate(embeddings)
+        n = len(vectors)
+        qualities = qualities or [1.0] * n
+        sources = sources or [""] * n
+        with self._lock:
+            self.get(person_id)
+            new = [
+                Template(new_id("t"), person_id, vectors[i], float(qualities[i]), sources[i]) for i in range(n)
+            ]
+            self._templates.extend(new)
+            self._matrix = np.concatenate([self._matrix, vectors])
+            return new
+
+    def remove_template(self, template_id: str) -> Template:
+        """Delete one template by id."""
+        with self._lock:
+            found = next((t for t in self._templates if t.id == template_id), None)
+            if found is None:
+                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
+            self._rebuild([t for t in self._templates if t.id != template_id])
+            return found
+
+    def restore(self, people: list[Person], templates: list[Template]) -> None:
+        """Replace the whole content (used when loading from storage)."""
+        with self._lock:
+            self._people = {p.id: p for p in people}
+            for t in templates:
+                if t.person_id not in self._people:
+                    raise GalleryError(f"template {t.id} belongs to no person", code="gallery_corrupt")
+            self._rebuild(list(templates))
+
+    def _rebuild(self, templates: list[Template]) -> None:
+        self._templates = templates
+        if templates:
+            self._matrix = np.ascontiguousarray(np.stack([t.embedding for t in templates]).astype(np.float32))
+        else:
+            self._matrix = np.zeros((0, self.dim), np.float32)
+
+    def _validate(self, embeddings: np.ndarray) -> np.ndarray:
+        arr = np.asarray(embeddings, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise GalleryError(
+                f"embeddings must have shape (N, {self.dim}); got {arr.shape}", code="bad_embedding_dim"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise GalleryError("embeddings contain NaN or infinity", code="bad_embedding")
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        if np.any(norms < 1e-6):
+            raise GalleryError("an embedding has zero length", code="bad_embedding")
+        return arr / norms
+
+    # ----------------------------------------------------------------- search
+
+    def search(self, queries: np.ndarray, top_k: int = 1) -> list[list[Candidate]]:
+        """Best ``top_k`` distinct people per query, each with their best template's similarity."""
+        q = self._validate(queries)
+        with self._lock:
+            matrix, templates, people = self._matrix, self._templates, self._people
+            if not templates:
+                return [[] for _ in range(len(q))]
+            sims = q @ matrix.T  # (M, T) float32
+        out = []
+        for row in sims:
+            # top candidates by template, then the first occurrence of each person
+            depth = min(len(row), max(8, top_k * 8))
+            idx = np.argpartition(-row, depth - 1)[:depth] if depth < len(row) else np.arange(len(row))
+            idx = idx[np.argsort(-row[idx])]
+            seen: dict[str, Candidate] = {}
+            for i in idx:
+                pid = templates[i].person_id
+                if pid not in seen:
+                    sim = float(row[i])
+                    seen[pid] = Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))
+                    if len(seen) >= top_k:
+                        break
+            out.append(list(seen.values()))
+        return out
+
+    def identify(self, embeddings: np.ndarray, top_k: int = 0) -> list[Decision]:
+        """A match/unknown decision per embedding; ``top_k`` candidates included on request."""
+        if len(embeddings) == 0:
+            return []
+        found = self.search(embeddings, top_k=max(1, top_k))
+        return [self.policy.decide(c, top_k) for c in found]

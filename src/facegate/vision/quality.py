@@ -1,0 +1,90 @@
+"""Face quality: size, sharpness, pose and light, folded into one score with reasons."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facegate.vision.types import Box, Quality
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Where each factor starts to count against a face (good_* = no penalty)."""
+
+    min_size: float = 40.0  # px, shorter side of the face box; below: score 0
+    good_size: float = 100.0
+    min_sharpness: float = 15.0  # variance of the Laplacian of the grey 150x150 chip
+    good_sharpness: float = 80.0
+    max_yaw: float = 45.0  # degrees; beyond: score 0
+    good_yaw: float = 20.0
+    max_pitch: float = 40.0
+    good_pitch: float = 20.0
+    max_roll: float = 45.0
+    good_roll: float = 25.0
+    min_brightness: float = 40.0
+    good_brightness: float = 80.0
+    max_brightness: float = 230.0
+    good_max_brightness: float = 190.0
+
+
+DEFAULT_THRESHOLDS = QualityThresholds()
+
+
+def _ramp(value: float, bad: float, good: float) -> float:
+    """1 at or beyond ``good``, 0 at or beyond ``bad``, linear between (either direction)."""
+    if good == bad:
+        return 1.0 if value >= good else 0.0
+    return float(min(1.0, max(0.0, (value - bad) / (good - bad))))
+
+
+def pose_from_landmarks(points: np.ndarray) -> tuple[float, float, float]:
+    """Rough (yaw, pitch, roll) in degrees from dlib's 5 points.
+
+    dlib's 5 points: 0-1 one eye's corners, 2-3 the other eye's, 4 the base of the nose.
+    Yaw is positive when the nose sits toward the image-right eye (the subject looks to
+    their left); pitch is the nose's drop below the eye line relative to the frontal
+    average; roll is the tilt of the eye line.
+    """
+    eye_a = points[0:2].mean(axis=0)
+    eye_b = points[2:4].mean(axis=0)
+    left, right = (eye_a, eye_b) if eye_a[0] <= eye_b[0] else (eye_b, eye_a)
+    axis = right - left
+    dist = float(np.hypot(*axis)) or 1.0
+    unit = axis / dist
+    normal = np.array([-unit[1], unit[0]])
+    rel = points[4] - (left + right) / 2
+    along = float(rel @ unit) / dist  # -0.5..0.5: nose offset along the eye line
+    drop = float(rel @ normal) / dist  # how far below the eye line (frontal ~0.55)
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, 2.0 * along))))
+    pitch = math.degrees(math.atan2(drop - 0.55, 0.9))
+    roll = math.degrees(math.atan2(axis[1], axis[0]))
+    return yaw, pitch, roll
+
+
+def assess_quality(
+    box: Box, landmarks: np.ndarray, chip: np.ndarray, thresholds: QualityThresholds = DEFAULT_THRESHOLDS
+) -> Quality:
+    """Score one face; ``reasons`` names each factor that lowered the score."""
+    t = thresholds
+    size = float(min(box.width, box.height))
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    inner = grey[30:120, 30:120]  # the face itself, not the background around it
+    sharpness = float(cv2.Laplacian(inner, cv2.CV_64F).var())
+    brightness = float(inner.mean())
+    yaw, pitch, roll = pose_from_landmarks(landmarks)
+    factors = {
+        "too_small": _ramp(size, t.min_size, t.good_size),
+        "blurry": _ramp(sharpness, t.min_sharpness, t.good_sharpness),
+        "turned": _ramp(abs(yaw), t.max_yaw, t.good_yaw),
+        "tilted_up_down": _ramp(abs(pitch), t.max_pitch, t.good_pitch),
+        "tilted_sideways": _ramp(abs(roll), t.max_roll, t.good_roll),
+        "too_dark": _ramp(brightness, t.min_brightness, t.good_brightness),
+        "too_bright": _ramp(brightness, t.max_brightness, t.good_max_brightness),
+    }
+    score = float(np.prod(list(factors.values())))
+    reasons = tuple(name for name, value in factors.items() if value < 1.0)
+    return Quality(score, reasons, size, sharpness, brightness, yaw, pitch, roll)
