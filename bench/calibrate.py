@@ -68,22 +68,30 @@ def main() -> None:
     threshold = float(np.quantile(impostor, 1 - args.far))
     slope, intercept = platt_fit(pair_scores, pair_same)
     print(f"train: genuine={len(genuine)} impostor={len(impostor)} no_face={no_face}")
-    print(f"train: threshold={threshold:.4f} far={np.mean(impostor >= threshold):.5f} "
-          f"tar={np.mean(genuine >= threshold):.4f}")
+    print(
+        f"train: threshold={threshold:.4f} far={np.mean(impostor >= threshold):.5f} "
+        f"tar={np.mean(genuine >= threshold):.4f}"
+    )
     for far in (0.01, 0.001, 0.0001):
         t = float(np.quantile(impostor, 1 - far))
         print(f"  far={far:<7} threshold={t:.4f} tar={np.mean(genuine >= t):.4f}")
-    print(f"platt: slope={slope:.4f} intercept={intercept:.4f} "
-          f"confidence_at_threshold={1 / (1 + np.exp(-(slope * threshold + intercept))):.4f}")
+    print(
+        f"platt: slope={slope:.4f} intercept={intercept:.4f} "
+        f"confidence_at_threshold={1 / (1 + np.exp(-(slope * threshold + intercept))):.4f}"
+    )
     genuine, impostor, pair_scores, pair_same, _ = results["pairsDevTest.txt"]
     probs = 1 / (1 + np.exp(-(slope * pair_scores + intercept)))
     for lo, hi in ((0.0, 0.1), (0.1, 0.5), (0.5, 0.9), (0.9, 1.01)):
         sel = (probs >= lo) & (probs < hi)
         if sel.any():
-            print(f"  test confidence {lo:.1f}-{hi:.1f}: n={sel.sum():4d} mean={probs[sel].mean():.3f} "
-                  f"observed_same={pair_same[sel].mean():.3f}")
-    print(f"match_threshold={threshold:.4f} test_far={np.mean(impostor >= threshold):.5f} "
-          f"test_tar={np.mean(genuine >= threshold):.4f} slope={slope:.4f} intercept={intercept:.4f}")
+            print(
+                f"  test confidence {lo:.1f}-{hi:.1f}: n={sel.sum():4d} mean={probs[sel].mean():.3f} "
+                f"observed_same={pair_same[sel].mean():.3f}"
+            )
+    print(
+        f"match_threshold={threshold:.4f} test_far={np.mean(impostor >= threshold):.5f} "
+        f"test_tar={np.mean(genuine >= threshold):.4f} slope={slope:.4f} intercept={intercept:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,10 @@ def main() -> None:
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     print(f"pairs={len(pairs)} images={len(files)} detector={args.detector} seconds={elapsed:.0f}")
-    print(f"no face found in {len(data.no_face)} images (median face box used): "
-          + ", ".join(f"{n}_{i:04d}" for n, i in data.no_face[:50]))
+    print(
+        f"no face found in {len(data.no_face)} images (median face box used): "
+        + ", ".join(f"{n}_{i:04d}" for n, i in data.no_face[:50])
+    )
     results = {}
     for label, vectors in (("plain", data.plain), ("flip", data.flipped)):
         scores = np.sum(vectors[ia] * vectors[ib], axis=1)

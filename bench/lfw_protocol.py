@@ -78,8 +78,11 @@ def embed_lfw_images(engine, root: Path, files: list[tuple[str, int]], progress:
     for i, (name, idx) in enumerate(files):
         img = engine.load(image_path(root, name, idx))
         images.append(None)
-        face = pick_central_face(engine.faces_from_boxes(img, engine.detector.detect(img), embed=False,
-                                                         keep_chips=True), img.shape[1], img.shape[0])
+        face = pick_central_face(
+            engine.faces_from_boxes(img, engine.detector.detect(img), embed=False, keep_chips=True),
+            img.shape[1],
+            img.shape[0],
+        )
         if face is None:
             missing.append(i)
             images[i] = img
@@ -90,8 +93,7 @@ def embed_lfw_images(engine, root: Path, files: list[tuple[str, int]], progress:
             print(f"  {i}/{len(files)} images", flush=True)
     median = np.median(np.array(boxes), axis=0)
     for i in missing:
-        face = engine.faces_from_boxes(images[i], [_fallback_detection(Box(*median))], embed=False,
-                                       keep_chips=True)[0]
+        face = engine.faces_from_boxes(images[i], [_fallback_detection(Box(*median))], embed=False, keep_chips=True)[0]
         chips[i] = face.chip
     stack = np.stack(chips)
     raw, raw_flip = [], []

@@ -115,8 +115,10 @@ def main() -> None:
         gallery.add_templates(person.id, rng.normal(size=(10, 128)).astype(np.float32))
 
     results = {}
-    print(f"{'frame':18s} {'faces':>5s} {'decode':>7s} {'detect':>7s} {'lmk/f':>6s} {'align/f':>7s} "
-          f"{'embed/f':>7s} {'match':>6s} {'e2e ms':>7s} {'fps':>6s} | {'face_rec ms':>11s} {'faces':>5s} {'ratio':>6s}")
+    print(
+        f"{'frame':18s} {'faces':>5s} {'decode':>7s} {'detect':>7s} {'lmk/f':>6s} {'align/f':>7s} "
+        f"{'embed/f':>7s} {'match':>6s} {'e2e ms':>7s} {'fps':>6s} | {'face_rec ms':>11s} {'faces':>5s} {'ratio':>6s}"
+    )
     for label, size in SIZES.items():
         for n_faces in (1, 5):
             jpeg = build_frame(photos, size, n_faces)
@@ -124,14 +126,19 @@ def main() -> None:
             fr_ms, fr_found = face_recognition_e2e(jpeg, args.repeat)
             key = f"{label}_{n_faces}face"
             results[key] = (s, fr_ms)
-            print(f"{key:18s} {s['faces']:5d} {s['decode_ms']:7.2f} {s['detect_ms']:7.2f} "
-                  f"{s['landmarks_ms_per_face']:6.2f} {s['align_ms_per_face']:7.2f} {s['embed_ms_per_face']:7.2f} "
-                  f"{s['match_ms']:6.2f} {s['e2e_ms']:7.2f} {1000 / s['e2e_ms']:6.1f} | {fr_ms:11.1f} "
-                  f"{fr_found:5d} {fr_ms / s['e2e_ms']:6.1f}x", flush=True)
+            print(
+                f"{key:18s} {s['faces']:5d} {s['decode_ms']:7.2f} {s['detect_ms']:7.2f} "
+                f"{s['landmarks_ms_per_face']:6.2f} {s['align_ms_per_face']:7.2f} {s['embed_ms_per_face']:7.2f} "
+                f"{s['match_ms']:6.2f} {s['e2e_ms']:7.2f} {1000 / s['e2e_ms']:6.1f} | {fr_ms:11.1f} "
+                f"{fr_found:5d} {fr_ms / s['e2e_ms']:6.1f}x",
+                flush=True,
+            )
     base, fr_ms = results["640x480_1face"]
     speedup = fr_ms / base["e2e_ms"]
-    print(f"embed_ms_per_face={base['embed_ms_per_face']:.2f} e2e_fps_640x480_1face={1000 / base['e2e_ms']:.1f} "
-          f"speedup_vs_face_recognition={speedup:.1f}")
+    print(
+        f"embed_ms_per_face={base['embed_ms_per_face']:.2f} e2e_fps_640x480_1face={1000 / base['e2e_ms']:.1f} "
+        f"speedup_vs_face_recognition={speedup:.1f}"
+    )
 
 
 if __name__ == "__main__":

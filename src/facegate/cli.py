@@ -49,9 +49,7 @@ def _options(
 def _engine(detector: str = "blazeface", thorough: bool = False):
     from facegate.vision.engine import EngineConfig, FaceEngine
 
-    return FaceEngine(
-        EngineConfig(detector=detector, embedder=_state.embedder, flip=_state.flip, thorough=thorough)
-    )
+    return FaceEngine(EngineConfig(detector=detector, embedder=_state.embedder, flip=_state.flip, thorough=thorough))
 
 
 def _gallery_path(path: Path | None) -> Path:
@@ -194,8 +192,12 @@ def identify(
     except FacegateError as exc:
         raise _fail(exc) from exc
     rows = [
-        {"box": f.box.to_list(), "det_score": round(f.det_score, 3), "quality": f.quality.to_dict(),
-         **d.to_dict()}
+        {
+            "box": f.box.to_list(),
+            "det_score": round(f.det_score, 3),
+            "quality": f.quality.to_dict(),
+            **d.to_dict(),
+        }
         for f, d in zip(faces, decisions, strict=True)
     ]
     if as_json:
@@ -205,8 +207,7 @@ def identify(
         typer.echo("no face found")
     for row in rows:
         who = row["name"] if row["status"] == "match" else "unknown"
-        typer.echo(f"{who:24s} confidence={row['confidence']:.2f} similarity={row['similarity']:.3f} "
-                   f"box={row['box']}")
+        typer.echo(f"{who:24s} confidence={row['confidence']:.2f} similarity={row['similarity']:.3f} box={row['box']}")
 
 
 @app.command()
@@ -230,8 +231,12 @@ def verify(
             typer.secho(f"error [no_face]: no face found in {path}", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=2)
     similarity = float(faces[0][0].embedding @ faces[1][0].embedding)
-    result = {"same": similarity >= policy.threshold, "similarity": round(similarity, 4),
-              "confidence": round(policy.confidence(similarity), 4), "threshold": policy.threshold}
+    result = {
+        "same": similarity >= policy.threshold,
+        "similarity": round(similarity, 4),
+        "confidence": round(policy.confidence(similarity), 4),
+        "threshold": policy.threshold,
+    }
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -254,8 +259,7 @@ def detect(
         faces = engine.faces_from_boxes(pixels, engine.detector.detect(pixels, thorough=thorough), embed=False)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    rows = [{"box": f.box.to_list(), "det_score": round(f.det_score, 3), "quality": f.quality.to_dict()}
-            for f in faces]
+    rows = [{"box": f.box.to_list(), "det_score": round(f.det_score, 3), "quality": f.quality.to_dict()} for f in faces]
     if as_json:
         typer.echo(json.dumps({"image": str(image), "faces": rows}, indent=2))
     else:

@@ -20,8 +20,9 @@ CONFIDENCE_SLOPE = 151.06
 CONFIDENCE_INTERCEPT = -136.68
 
 
-def similarity_confidence(similarity: float, slope: float = CONFIDENCE_SLOPE,
-                          intercept: float = CONFIDENCE_INTERCEPT) -> float:
+def similarity_confidence(
+    similarity: float, slope: float = CONFIDENCE_SLOPE, intercept: float = CONFIDENCE_INTERCEPT
+) -> float:
     """Calibrated probability in [0, 1] that two faces with this cosine similarity are one person."""
     z = slope * similarity + intercept
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
@@ -60,8 +61,12 @@ class Decision:
             "similarity": round(self.similarity, 4),
             "confidence": round(self.confidence, 4),
             "candidates": [
-                {"person_id": c.person_id, "name": c.name, "similarity": round(c.similarity, 4),
-                 "confidence": round(c.confidence, 4)}
+                {
+                    "person_id": c.person_id,
+                    "name": c.name,
+                    "similarity": round(c.similarity, 4),
+                    "confidence": round(c.confidence, 4),
+                }
                 for c in self.candidates
             ],
         }

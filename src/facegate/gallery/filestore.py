@@ -39,10 +39,12 @@ def save_gallery(gallery: Gallery, path: Path) -> None:
         "format": FORMAT_VERSION,
         "model_id": gallery.model_id,
         "dim": gallery.dim,
-        "people": [{"id": p.id, "name": p.name, "created_at": p.created_at, "metadata": p.metadata}
-                   for p in gallery.people],
-        "templates": [{"id": t.id, "person_id": t.person_id, "quality": t.quality, "source": t.source}
-                      for t in templates],
+        "people": [
+            {"id": p.id, "name": p.name, "created_at": p.created_at, "metadata": p.metadata} for p in gallery.people
+        ],
+        "templates": [
+            {"id": t.id, "person_id": t.person_id, "quality": t.quality, "source": t.source} for t in templates
+        ],
     }
     matrix = np.stack([t.embedding for t in templates]) if templates else np.zeros((0, gallery.dim), np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,8 @@ def load_gallery(path: Path, model_id: str, dim: int = 128) -> Gallery:
     if len(meta["templates"]) != len(matrix):
         raise GalleryError(f"gallery file {path} is inconsistent", code="gallery_corrupt")
     people = [Person(p["id"], p["name"], p["created_at"], p.get("metadata", {})) for p in meta["people"]]
-    templates = [Template(t["id"], t["person_id"], matrix[i], t["quality"], t["source"])
-                 for i, t in enumerate(meta["templates"])]
+    templates = [
+        Template(t["id"], t["person_id"], matrix[i], t["quality"], t["source"]) for i, t in enumerate(meta["templates"])
+    ]
     gallery.restore(people, templates)
     return gallery

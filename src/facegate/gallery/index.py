@@ -141,9 +141,7 @@ class Gallery:
         sources = sources or [""] * n
         with self._lock:
             self.get(person_id)
-            new = [
-                Template(new_id("t"), person_id, vectors[i], float(qualities[i]), sources[i]) for i in range(n)
-            ]
+            new = [Template(new_id("t"), person_id, vectors[i], float(qualities[i]), sources[i]) for i in range(n)]
             self._templates.extend(new)
             self._matrix = np.concatenate([self._matrix, vectors])
             return new
@@ -178,9 +176,7 @@ class Gallery:
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise GalleryError(
-                f"embeddings must have shape (N, {self.dim}); got {arr.shape}", code="bad_embedding_dim"
-            )
+            raise GalleryError(f"embeddings must have shape (N, {self.dim}); got {arr.shape}", code="bad_embedding_dim")
         if not np.all(np.isfinite(arr)):
             raise GalleryError("embeddings contain NaN or infinity", code="bad_embedding")
         norms = np.linalg.norm(arr, axis=1, keepdims=True)

@@ -54,6 +54,4 @@ class LandmarkAligner:
         """Aligned 150x150 RGB chips (dlib.get_face_chip, padding 0.25) for the given shapes."""
         if not shapes:
             return []
-        return [
-            np.asarray(self.dlib.get_face_chip(image, s, size=CHIP_SIZE, padding=CHIP_PADDING)) for s in shapes
-        ]
+        return [np.asarray(self.dlib.get_face_chip(image, s, size=CHIP_SIZE, padding=CHIP_PADDING)) for s in shapes]

@@ -56,7 +56,7 @@ def weighted_nms(
             out_k.append((keypoints[group] * w[:, :, None]).sum(0) / w.sum())
         remaining &= ~group
     if not out_b:
-        empty_k = np.zeros((0,) + keypoints.shape[1:]) if keypoints is not None else None
+        empty_k = np.zeros((0, *keypoints.shape[1:])) if keypoints is not None else None
         return np.zeros((0, 4)), np.zeros(0), empty_k
     return np.array(out_b), np.array(out_s), (np.array(out_k) if keypoints is not None else None)
 

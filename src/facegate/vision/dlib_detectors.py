@@ -77,7 +77,7 @@ class DlibHogDetector(_DlibDetector):
 
     def _raw(self, image):
         rects, scores, _ = self._detector.run(image, 0, 0.0)
-        return [((r.left(), r.top(), r.right() + 1, r.bottom() + 1), s) for r, s in zip(rects, scores)]
+        return [((r.left(), r.top(), r.right() + 1, r.bottom() + 1), s) for r, s in zip(rects, scores, strict=True)]
 
 
 class DlibCnnDetector(_DlibDetector):

@@ -296,7 +296,7 @@ def build_onnx(net: DlibNetwork):  # -> onnx.ModelProto
         ins = []
         for t, s in ((a, a_shape), (b, b_shape)):
             if s != target:
-                pads = np.array([0, 0, 0, 0, 0] + [t_ - s_ for t_, s_ in zip(target, s)], np.int64)
+                pads = np.array([0, 0, 0, 0, 0] + [t_ - s_ for t_, s_ in zip(target, s, strict=True)], np.int64)
                 t = op("Pad", [t, const(pads, "pads")], "zext")
             ins.append(t)
         return op("Add", ins, "add"), target

