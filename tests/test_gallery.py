@@ -124,3 +124,17 @@ def test_corrupt_or_foreign_gallery_file_is_refused(engine, gallery, tmp_path):
     with pytest.raises(GalleryError) as err:
         load_gallery(path, "another_model_v9")
     assert err.value.code == "model_mismatch"
+
+
+def test_threshold_from_environment(monkeypatch):
+    from facegate.vision.errors import FacegateError
+
+    monkeypatch.setenv("FACEGATE_MATCH_THRESHOLD", "0.95")
+    assert MatchPolicy.from_env().threshold == 0.95
+    assert MatchPolicy.from_env(0.9).threshold == 0.9  # an explicit value wins
+    monkeypatch.setenv("FACEGATE_MATCH_THRESHOLD", "high")
+    with pytest.raises(FacegateError) as err:
+        MatchPolicy.from_env()
+    assert err.value.code == "bad_config"
+    monkeypatch.delenv("FACEGATE_MATCH_THRESHOLD")
+    assert MatchPolicy.from_env().threshold == MATCH_THRESHOLD

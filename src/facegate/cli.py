@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +22,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 GalleryOpt = Annotated[
     Path | None, typer.Option("--gallery", help="Gallery file (default: $FACEGATE_DATA_DIR/gallery.npz).")
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(help="Match threshold, cosine similarity (default: $FACEGATE_MATCH_THRESHOLD or the calibrated one)."),
 ]
 DetectorOpt = Annotated[str, typer.Option("--detector", help="blazeface (fast), hog, or cnn (slow, accurate).")]
 
@@ -176,17 +179,18 @@ def identify(
     gallery: GalleryOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     top_k: Annotated[int, typer.Option(help="Also list the best K candidates per face.")] = 0,
-    threshold: Annotated[float | None, typer.Option(help="Match threshold (cosine similarity).")] = None,
+    threshold: ThresholdOpt = None,
     detector: DetectorOpt = "blazeface",
 ) -> None:
     """Find every face in IMAGE and name it, or call it unknown."""
     import numpy as np
 
+    from facegate.gallery.decision import MatchPolicy
+
     engine = _engine(detector)
     try:
         store = _load(_gallery_path(gallery), engine)
-        if threshold is not None:
-            store.policy = replace(store.policy, threshold=threshold)
+        store.policy = MatchPolicy.from_env(threshold)
         faces = engine.analyze(image)
         decisions = store.identify(np.stack([f.embedding for f in faces]), top_k=top_k) if faces else []
     except FacegateError as exc:
@@ -214,15 +218,15 @@ def identify(
 def verify(
     image_a: Annotated[Path, typer.Argument()],
     image_b: Annotated[Path, typer.Argument()],
-    threshold: Annotated[float | None, typer.Option(help="Match threshold (cosine similarity).")] = None,
+    threshold: ThresholdOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Say whether the largest faces of two photos are the same person."""
     from facegate.gallery.decision import MatchPolicy
 
-    policy = MatchPolicy() if threshold is None else MatchPolicy(threshold=threshold)
     engine = _engine()
     try:
+        policy = MatchPolicy.from_env(threshold)
         faces = [engine.analyze(p, max_faces=1) for p in (image_a, image_b)]
     except FacegateError as exc:
         raise _fail(exc) from exc

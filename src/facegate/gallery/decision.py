@@ -8,7 +8,10 @@ descriptors from the default engine (BlazeFace, ONNX dlib ResNet, no flip). See
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
+
+from facegate.vision.errors import FacegateError
 
 # Measured by: python bench/calibrate.py --data ../shared/data/lfw
 # Threshold at which the false-accept rate over all impostor pairs of the View 1 train
@@ -79,6 +82,19 @@ class MatchPolicy:
     threshold: float = MATCH_THRESHOLD
     slope: float = CONFIDENCE_SLOPE
     intercept: float = CONFIDENCE_INTERCEPT
+
+    @classmethod
+    def from_env(cls, threshold: float | None = None) -> MatchPolicy:
+        """The policy with ``threshold``, else ``$FACEGATE_MATCH_THRESHOLD``, else the calibrated one."""
+        if threshold is None:
+            raw = os.environ.get("FACEGATE_MATCH_THRESHOLD", "").strip()
+            try:
+                threshold = float(raw) if raw else MATCH_THRESHOLD
+            except ValueError:
+                raise FacegateError(f"FACEGATE_MATCH_THRESHOLD={raw!r} is not a number", code="bad_config") from None
+        if not -1.0 <= threshold <= 1.0:
+            raise FacegateError(f"match threshold {threshold} is outside [-1, 1]", code="bad_config")
+        return cls(threshold=threshold)
 
     def confidence(self, similarity: float) -> float:
         return similarity_confidence(similarity, self.slope, self.intercept)

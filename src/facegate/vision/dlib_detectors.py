@@ -12,18 +12,17 @@ from facegate.vision.detection import to_detections, weighted_nms
 from facegate.vision.models import dlib_model_path, require_module
 from facegate.vision.types import Detection
 
-# dlib's detectors find faces from ~80 px (HOG) / ~60 px (MMOD) up; these sizes keep
-# small photos upsampled and huge photos downscaled to a workable resolution.
+# dlib's detectors find faces from ~80 px (HOG) / ~60 px (MMOD) up: small photos are
+# upsampled, huge ones downscaled to the detector's working size.
 _SMALL_SIDE = 500
-_WORK_SIDE = 2000
 
 
-def _working_scale(image: np.ndarray, thorough: bool) -> float:
+def _working_scale(image: np.ndarray, thorough: bool, work_side: int) -> float:
     long_side = max(image.shape[:2])
-    if long_side > _WORK_SIDE:
-        return _WORK_SIDE / long_side
+    if long_side > work_side:
+        return work_side / long_side
     if long_side < _SMALL_SIDE or thorough:
-        return 2.0 if long_side * 2 <= _WORK_SIDE else 1.0
+        return 2.0 if long_side * 2 <= work_side else 1.0
     return 1.0
 
 
@@ -42,6 +41,7 @@ def _squash(score: float) -> float:
 
 class _DlibDetector:
     name = "dlib"
+    work_side = 2000  # longest side the detector runs at
 
     def __init__(self, iou_threshold: float = 0.3) -> None:
         self.dlib = require_module("dlib")
@@ -54,7 +54,7 @@ class _DlibDetector:
     def detect(self, image: np.ndarray, *, thorough: bool = False) -> list[Detection]:
         """Faces in an RGB uint8 image, best first (boxes in the image's pixels)."""
         h, w = image.shape[:2]
-        scale = _working_scale(image, thorough)
+        scale = _working_scale(image, thorough, self.work_side)
         work = np.ascontiguousarray(_rescale(image, scale))
         with self._lock:
             raw = self._raw(work)
@@ -84,6 +84,7 @@ class DlibCnnDetector(_DlibDetector):
     """dlib's MMOD CNN face detector: accurate across poses, ~1 s per frame without BLAS."""
 
     name = "cnn"
+    work_side = 1024  # the CNN costs ~1 s per megapixel in dlib-bin (no BLAS)
 
     def __init__(self, iou_threshold: float = 0.3) -> None:
         super().__init__(iou_threshold)
