@@ -150,3 +150,13 @@ def test_missing_path_and_wrong_types(tmp_path):
     with pytest.raises(ImageError) as err:
         load_image(np.zeros((0, 5, 3), np.uint8))
     assert err.value.code == "image_empty"
+
+
+def test_fast_jpeg_path_matches_pillow(photo):
+    data = encode(photo, "JPEG", quality=92)
+    ours = decode_image(data)
+    reference = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=int)
+    assert ours.shape == reference.shape
+    assert np.abs(ours.astype(int) - reference).mean() < 1.0
+    # trailing bytes after the end-of-image marker take Pillow's path, with the same pixels
+    assert np.abs(decode_image(data + b"\0\0junk").astype(int) - reference).mean() < 1e-9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -11,6 +12,27 @@ import numpy as np
 
 from facegate.gallery.decision import Candidate, Decision, MatchPolicy
 from facegate.vision.errors import FacegateError
+
+# Below this many multiply-adds a search runs on one BLAS thread. OpenBLAS would split
+# even a small product over its threads, which then busy-wait after the call and take the
+# cores from the next frame's detector and embedder (measured: a 5-face 640x480 frame went
+# from 33 ms to 67-81 ms in bench/speed.py). Larger searches use every BLAS thread.
+SINGLE_THREAD_MACS = 50_000_000
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def similarities(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Cosine similarities (M, T) of unit-length queries (M, D) with templates (T, D)."""
+    if queries.shape[0] * matrix.shape[0] * matrix.shape[1] >= SINGLE_THREAD_MACS:
+        return queries @ matrix.T
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return queries @ matrix.T
 
 
 class GalleryError(FacegateError):
@@ -48,8 +70,8 @@ class Template:
 class Gallery:
     """People and their templates for one embedding model, searched by float32 matmul.
 
-    Writes rebuild nothing: the template matrix grows by appending, and a removal
-    compacts it. Reads and writes are safe across threads.
+    Writes are copy-on-write (new list, dict and matrix objects), so a search works on a
+    consistent snapshot without holding the lock during the matrix product.
     """
 
     def __init__(self, model_id: str, dim: int = 128, policy: MatchPolicy | None = None) -> None:
@@ -96,7 +118,7 @@ class Gallery:
             if self.find_by_name(name):
                 raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name")
             person = Person(id=new_id("p"), name=name, metadata=dict(metadata or {}))
-            self._people[person.id] = person
+            self._people = {**self._people, person.id: person}
             return person
 
     def rename(self, person_id: str, name: str) -> Person:
@@ -116,7 +138,7 @@ class Gallery:
             self.get(person_id)
             keep = [t for t in self._templates if t.person_id != person_id]
             removed = len(self._templates) - len(keep)
-            del self._people[person_id]
+            self._people = {pid: p for pid, p in self._people.items() if pid != person_id}
             self._rebuild(keep)
             return removed
 
@@ -142,7 +164,7 @@ class Gallery:
         with self._lock:
             self.get(person_id)
             new = [Template(new_id("t"), person_id, vectors[i], float(qualities[i]), sources[i]) for i in range(n)]
-            self._templates.extend(new)
+            self._templates = self._templates + new
             self._matrix = np.concatenate([self._matrix, vectors])
             return new
 
@@ -193,7 +215,7 @@ class Gallery:
             matrix, templates, people = self._matrix, self._templates, self._people
             if not templates:
                 return [[] for _ in range(len(q))]
-            sims = q @ matrix.T  # (M, T) float32
+        sims = similarities(q, matrix)  # (M, T) float32
         out = []
         for row in sims:
             # top candidates by template, then the first occurrence of each person

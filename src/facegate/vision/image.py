@@ -75,6 +75,9 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             _check_header(img, limits)
+            fast = _decode_plain_jpeg(img, data)
+            if fast is not None:
+                return fast
             img.load()
     except ImageError:
         raise
@@ -89,6 +92,27 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
     except (ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError) as exc:
         raise ImageError(f"cannot decode the image: {exc}", code="image_corrupt") from exc
     return _to_rgb(img)
+
+
+def _decode_plain_jpeg(img: Image.Image, data: bytes) -> np.ndarray | None:
+    """OpenCV's JPEG decoder (~30% faster than Pillow's) for complete RGB/grey JPEGs.
+
+    OpenCV applies EXIF orientation itself. Anything unusual (CMYK, trailing bytes, or a
+    missing end-of-image marker, which OpenCV would silently fill with grey) returns None
+    and goes through Pillow, which reports truncation precisely.
+    """
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    import cv2
+
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    buffer = np.frombuffer(data, np.uint8)
+    arr = cv2.imdecode(buffer, rgb_flag if rgb_flag is not None else cv2.IMREAD_COLOR)
+    if arr is None:
+        return None
+    if rgb_flag is None:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return arr
 
 
 def _check_header(img: Image.Image, limits: ImageLimits) -> None:
