@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from facegate.vision.engine import EngineConfig, FaceEngine
-from lfw_protocol import embed_lfw_images, read_pairs
+from lfw_protocol import embed_lfw_images, jittered_descriptors, read_pairs
 
 
 def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[float, float, float]:
@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/lfw"))
     ap.add_argument("--detector", default="blazeface", choices=["blazeface", "hog", "cnn"])
     ap.add_argument("--flip", action="store_true", help="report the flip-averaged descriptor last")
+    ap.add_argument("--jitter", type=int, default=0, help="also measure dlib-style num_jitters=N (slow)")
     args = ap.parse_args()
 
     pairs = read_pairs(args.data / "pairs.txt")
@@ -59,11 +60,14 @@ def main() -> None:
         + ", ".join(f"{n}_{i:04d}" for n, i in data.no_face[:50])
     )
     results = {}
-    for label, vectors in (("plain", data.plain), ("flip", data.flipped)):
+    variants = [("plain", data.plain), ("flip", data.flipped)]
+    if args.jitter:
+        variants.append((f"jitter{args.jitter}", jittered_descriptors(engine, data.chips, args.jitter)))
+    for label, vectors in variants:
         scores = np.sum(vectors[ia] * vectors[ib], axis=1)
         results[label] = ten_fold_accuracy(scores, same, folds)
         acc, std, thr = results[label]
-        print(f"{label:5s} acc={acc:.4f} std={std:.4f} mean_threshold_cos={thr:.4f}")
+        print(f"{label:8s} acc={acc:.4f} std={std:.4f} mean_threshold_cos={thr:.4f}")
     acc, std, _ = results["flip" if args.flip else "plain"]
     print(f"lfw_view2_acc={acc:.4f} lfw_view2_std={std:.4f} no_face={len(data.no_face)}")
 

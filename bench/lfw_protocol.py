@@ -58,6 +58,7 @@ class EmbeddedSet:
     plain: object  # np.ndarray (N, 128)
     flipped: object  # np.ndarray (N, 128)
     no_face: list[tuple[str, int]]
+    chips: object = None  # np.ndarray (N, 150, 150, 3)
 
 
 def embed_lfw_images(engine, root: Path, files: list[tuple[str, int]], progress: bool = True) -> EmbeddedSet:
@@ -72,28 +73,25 @@ def embed_lfw_images(engine, root: Path, files: list[tuple[str, int]], progress:
     from facegate.vision.types import Box
 
     chips: list = [None] * len(files)
-    missing: list[int] = []
+    missing: dict[int, object] = {}  # index -> decoded image, for the fallback pass
     boxes = []
-    images = []
     for i, (name, idx) in enumerate(files):
         img = engine.load(image_path(root, name, idx))
-        images.append(None)
         face = pick_central_face(
             engine.faces_from_boxes(img, engine.detector.detect(img), embed=False, keep_chips=True),
             img.shape[1],
             img.shape[0],
         )
         if face is None:
-            missing.append(i)
-            images[i] = img
+            missing[i] = img
         else:
             chips[i] = face.chip
             boxes.append(face.box.to_list())
         if progress and i % 500 == 0:
             print(f"  {i}/{len(files)} images", flush=True)
     median = np.median(np.array(boxes), axis=0)
-    for i in missing:
-        face = engine.faces_from_boxes(images[i], [_fallback_detection(Box(*median))], embed=False, keep_chips=True)[0]
+    for i, img in missing.items():
+        face = engine.faces_from_boxes(img, [_fallback_detection(Box(*median))], embed=False, keep_chips=True)[0]
         chips[i] = face.chip
     stack = np.stack(chips)
     raw, raw_flip = [], []
@@ -107,6 +105,7 @@ def embed_lfw_images(engine, root: Path, files: list[tuple[str, int]], progress:
         plain=l2_normalize(plain_raw),
         flipped=l2_normalize(plain_raw + flip_raw),
         no_face=[files[i] for i in missing],
+        chips=stack,
     )
 
 
@@ -114,3 +113,30 @@ def _fallback_detection(box):
     from facegate.vision.types import Detection
 
     return Detection(box=box, score=0.0)
+
+
+def jittered_descriptors(engine, chips, n: int, seed: int = 0):
+    """dlib-style ``num_jitters``: the mean descriptor of ``n`` randomly jittered copies of
+    each chip (rotation up to 3 degrees, scale 0.97-0.99 of the object height, 2%
+    translation, half of them mirrored), as dlib's ``jitter_image`` does."""
+    import cv2
+    import numpy as np
+
+    from facegate.vision.embedding import l2_normalize
+
+    rng = np.random.default_rng(seed)
+    size = chips.shape[1]
+    total = np.zeros((len(chips), engine.embedder.dim), np.float32)
+    for _ in range(n):
+        batch = np.empty_like(chips)
+        for i, chip in enumerate(chips):
+            angle = rng.uniform(-3, 3)
+            scale = rng.uniform(0.97, 0.99) / 0.98  # relative to the chip's own framing
+            shift = rng.uniform(-0.02, 0.02, size=2) * size
+            m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+            m[:, 2] += shift
+            out = cv2.warpAffine(chip, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            batch[i] = out[:, ::-1] if rng.random() < 0.5 else out
+        for start in range(0, len(batch), 64):
+            total[start : start + 64] += engine.embedder.embed_raw(batch[start : start + 64])
+    return l2_normalize(total)

@@ -88,3 +88,12 @@ def test_identify_with_no_face_and_bad_input(gallery_file, tmp_path):
     res = facegate("enroll", "Nobody", str(NO_FACE), "--gallery", str(gallery_file), check=False)
     assert res.returncode == 1
     assert "3 people, 9 templates" in facegate("people", "--gallery", str(gallery_file)).stdout
+
+
+def test_flip_mode_has_its_own_gallery(gallery_file, people_dir, tmp_path):
+    res = facegate("--flip", "identify", str(photos(ENROLLED[0])[3]), "--gallery", str(gallery_file), check=False)
+    assert res.returncode == 2 and "model_mismatch" in res.stderr  # plain templates never mix with flip
+    flip_gallery = tmp_path / "flip.npz"
+    facegate("--flip", "import", str(people_dir), "--gallery", str(flip_gallery))
+    out = facegate("--flip", "identify", str(photos(ENROLLED[1])[3]), "--gallery", str(flip_gallery), "--json")
+    assert json.loads(out.stdout)["faces"][0]["name"] == ENROLLED[1]

@@ -190,7 +190,7 @@ def identify(
     engine = _engine(detector)
     try:
         store = _load(_gallery_path(gallery), engine)
-        store.policy = MatchPolicy.from_env(threshold)
+        store.policy = MatchPolicy.from_env(threshold, flip=engine.config.flip)
         faces = engine.analyze(image)
         decisions = store.identify(np.stack([f.embedding for f in faces]), top_k=top_k) if faces else []
     except FacegateError as exc:
@@ -226,7 +226,7 @@ def verify(
 
     engine = _engine()
     try:
-        policy = MatchPolicy.from_env(threshold)
+        policy = MatchPolicy.from_env(threshold, flip=engine.config.flip)
         faces = [engine.analyze(p, max_faces=1) for p in (image_a, image_b)]
     except FacegateError as exc:
         raise _fail(exc) from exc

@@ -1,8 +1,8 @@
 """The match/unknown decision: a calibrated threshold and confidence on cosine similarity.
 
 The numbers come from ``bench/calibrate.py`` on LFW View 1 (``pairsDevTrain.txt``), with
-descriptors from the default engine (BlazeFace, ONNX dlib ResNet, no flip). See
-``docs/calibration.md`` for the measured false-accept and true-accept rates.
+descriptors from the default engine (BlazeFace, ONNX dlib ResNet), plain or flip-averaged.
+See ``docs/calibration.md`` for the measured false-accept and true-accept rates.
 """
 
 from __future__ import annotations
@@ -13,14 +13,29 @@ from dataclasses import dataclass, field
 
 from facegate.vision.errors import FacegateError
 
-# Measured by: python bench/calibrate.py --data ../shared/data/lfw
-# Threshold at which the false-accept rate over all impostor pairs of the View 1 train
-# images is 0.1% (1 in 1,000 comparisons of two different people passes); TAR there is
-# 93.1% (held-out pairsDevTest: FAR 0.085%, TAR 93.6%).
-MATCH_THRESHOLD = 0.9266
-# Platt scaling of similarity -> P(same person), fitted on the same pairs (equal priors).
-CONFIDENCE_SLOPE = 151.06
-CONFIDENCE_INTERCEPT = -136.68
+
+@dataclass(frozen=True)
+class Calibration:
+    """A match threshold at a measured false-accept rate, and the similarity -> confidence curve."""
+
+    threshold: float
+    slope: float
+    intercept: float
+    far: float  # on the View 1 train images' impostor pairs
+    tar: float
+
+
+# Measured by: python bench/calibrate.py --data ../shared/data/lfw [--flip]
+# The threshold is where 0.1% of all impostor pairs of the View 1 train images (5.9 M)
+# pass; the confidence is a Platt fit of P(same person) on pairsDevTrain's 2,200 pairs.
+# Held out (pairsDevTest): FAR 0.084% / TAR 93.6% plain, FAR 0.081% / TAR 94.1% flip.
+CALIBRATIONS = {
+    "plain": Calibration(threshold=0.9266, slope=151.07, intercept=-136.69, far=0.001, tar=0.9307),
+    "flip": Calibration(threshold=0.9292, slope=166.98, intercept=-151.92, far=0.001, tar=0.9457),
+}
+MATCH_THRESHOLD = CALIBRATIONS["plain"].threshold
+CONFIDENCE_SLOPE = CALIBRATIONS["plain"].slope
+CONFIDENCE_INTERCEPT = CALIBRATIONS["plain"].intercept
 
 
 def similarity_confidence(
@@ -84,17 +99,19 @@ class MatchPolicy:
     intercept: float = CONFIDENCE_INTERCEPT
 
     @classmethod
-    def from_env(cls, threshold: float | None = None) -> MatchPolicy:
-        """The policy with ``threshold``, else ``$FACEGATE_MATCH_THRESHOLD``, else the calibrated one."""
+    def from_env(cls, threshold: float | None = None, flip: bool = False) -> MatchPolicy:
+        """The calibrated policy for plain or flip-averaged descriptors, with ``threshold``,
+        else ``$FACEGATE_MATCH_THRESHOLD``, else the calibrated threshold."""
+        calibration = CALIBRATIONS["flip" if flip else "plain"]
         if threshold is None:
             raw = os.environ.get("FACEGATE_MATCH_THRESHOLD", "").strip()
             try:
-                threshold = float(raw) if raw else MATCH_THRESHOLD
+                threshold = float(raw) if raw else calibration.threshold
             except ValueError:
                 raise FacegateError(f"FACEGATE_MATCH_THRESHOLD={raw!r} is not a number", code="bad_config") from None
         if not -1.0 <= threshold <= 1.0:
             raise FacegateError(f"match threshold {threshold} is outside [-1, 1]", code="bad_config")
-        return cls(threshold=threshold)
+        return cls(threshold=threshold, slope=calibration.slope, intercept=calibration.intercept)
 
     def confidence(self, similarity: float) -> float:
         return similarity_confidence(similarity, self.slope, self.intercept)

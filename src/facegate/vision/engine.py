@@ -16,6 +16,7 @@ import numpy as np
 
 from facegate.vision.alignment import LandmarkAligner, dlib_like_box
 from facegate.vision.detection import FaceDetector
+from facegate.vision.embedding import MODEL_ID as EMBEDDING_MODEL_ID
 from facegate.vision.embedding import FaceEmbedder, embed
 from facegate.vision.errors import FacegateError
 from facegate.vision.image import DEFAULT_LIMITS, ImageLimits, ImageSource, load_image
@@ -106,8 +107,12 @@ class FaceEngine:
 
     @property
     def model_id(self) -> str:
-        """Identifies the embedding space; templates from different ids never mix."""
-        return self.embedder.model_id
+        """Identifies the embedding space; templates from different ids never mix.
+
+        Flip-averaged descriptors sit a little closer together (their calibrated threshold
+        differs), so they form a space of their own.
+        """
+        return EMBEDDING_MODEL_ID + ("+flip" if self.config.flip else "")
 
     def warmup(self) -> None:
         """Load every model now (the first call otherwise pays for it)."""
