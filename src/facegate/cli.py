@@ -260,7 +260,7 @@ def detect(
     engine = _engine(detector, thorough=thorough)
     try:
         pixels = engine.load(image)
-        faces = engine.faces_from_boxes(pixels, engine.detector.detect(pixels, thorough=thorough), embed=False)
+        faces = engine.analyze(pixels, embed=False)
     except FacegateError as exc:
         raise _fail(exc) from exc
     rows = [{"box": f.box.to_list(), "det_score": round(f.det_score, 3), "quality": f.quality.to_dict()} for f in faces]
