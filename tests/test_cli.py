@@ -97,3 +97,14 @@ def test_flip_mode_has_its_own_gallery(gallery_file, people_dir, tmp_path):
     facegate("--flip", "import", str(people_dir), "--gallery", str(flip_gallery))
     out = facegate("--flip", "identify", str(photos(ENROLLED[1])[3]), "--gallery", str(flip_gallery), "--json")
     assert json.loads(out.stdout)["faces"][0]["name"] == ENROLLED[1]
+
+
+def test_enroll_warns_about_low_quality_faces(tmp_path):
+    from PIL import Image, ImageFilter
+
+    poor = tmp_path / "poor.jpg"
+    img = Image.open(photos(ENROLLED[2])[0]).filter(ImageFilter.GaussianBlur(4)).point(lambda v: v * 0.2)
+    img.save(poor)
+    res = facegate("enroll", "Blurry", str(poor), "--gallery", str(tmp_path / "g.npz"))
+    assert "low face quality" in res.stderr and "blurry" in res.stderr
+    assert "enrolled Blurry: 1 template(s)" in res.stdout

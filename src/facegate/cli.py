@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+LOW_QUALITY = 0.3  # enrolment warns below this face quality score
 
 GalleryOpt = Annotated[
     Path | None, typer.Option("--gallery", help="Gallery file (default: $FACEGATE_DATA_DIR/gallery.npz).")
@@ -120,6 +121,14 @@ def enroll(
         found, skipped = _largest_faces(engine, images, f"enrolling {name}")
         for image, why in skipped:
             typer.secho(f"skipped {image}: {why}", err=True, fg=typer.colors.YELLOW)
+        for image, face in found:
+            if face.quality.score < LOW_QUALITY:
+                reasons = ", ".join(face.quality.reasons)
+                typer.secho(
+                    f"warning: {image}: low face quality {face.quality.score:.2f} ({reasons})",
+                    err=True,
+                    fg=typer.colors.YELLOW,
+                )
         if not found:
             typer.secho("no usable face in any image; nothing enrolled", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=1)
