@@ -108,3 +108,10 @@ def test_enroll_warns_about_low_quality_faces(tmp_path):
     res = facegate("enroll", "Blurry", str(poor), "--gallery", str(tmp_path / "g.npz"))
     assert "low face quality" in res.stderr and "blurry" in res.stderr
     assert "enrolled Blurry: 1 template(s)" in res.stdout
+
+
+def test_db_upgrade_creates_the_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    first = facegate("db", "upgrade", "--url", url)
+    again = facegate("db", "upgrade", "--url", url)
+    assert "revision 0001" in first.stdout and "revision 0001" in again.stdout

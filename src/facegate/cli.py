@@ -320,6 +320,22 @@ def delete(name: Annotated[str, typer.Argument()], gallery: GalleryOpt = None) -
     typer.echo(f"deleted {name} ({removed} templates)")
 
 
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[str | None, typer.Option(help="Database URL (default: $FACEGATE_DATABASE_URL or SQLite).")] = None,
+) -> None:
+    """Apply the schema migrations to the database (safe to run again)."""
+    from facegate.store.db import current_revision, default_database_url, make_engine, upgrade
+
+    engine = make_engine(url or default_database_url())
+    upgrade(engine)
+    typer.echo(f"database at revision {current_revision(engine)}: {engine.url.render_as_string(hide_password=True)}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

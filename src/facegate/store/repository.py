@@ -1,0 +1,228 @@
+"""Store: the durable gallery. Every write is one transaction: all of it lands or none.
+
+The in-memory :class:`~facegate.gallery.index.Gallery` used for search is built from the
+store with :meth:`Store.load_gallery`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from facegate.gallery.index import Gallery, GalleryError, Person, Template, new_id
+from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
+
+DEFAULT_COLLECTION = "default"
+
+
+@dataclass(frozen=True)
+class NewTemplate:
+    """A template to store: a descriptor and, optionally, where it came from and its chip."""
+
+    embedding: np.ndarray
+    quality: float = 1.0
+    source: str = ""
+    chip_jpeg: bytes | None = None
+
+
+def _encode(vector: np.ndarray, dim: int) -> bytes:
+    arr = np.asarray(vector, dtype="<f4").reshape(-1)
+    if arr.size != dim:
+        raise GalleryError(f"embedding has {arr.size} values; this model makes {dim}", code="bad_embedding_dim")
+    if not np.all(np.isfinite(arr)) or float(np.linalg.norm(arr)) < 1e-6:
+        raise GalleryError("embedding is zero, NaN or infinite", code="bad_embedding")
+    return (arr / np.linalg.norm(arr)).astype("<f4").tobytes()
+
+
+class Store:
+    """People and templates in a SQL database (SQLite or PostgreSQL), per collection."""
+
+    def __init__(self, engine: Engine, ref_key: bytes = b"facegate") -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._ref_key = ref_key
+
+    # ----------------------------------------------------------------- helpers
+
+    def external_ref_hash(self, reference: str) -> str:
+        """The keyed hash stored in place of an external reference (e.g. an e-mail)."""
+        normalised = reference.strip().lower().encode()
+        return hmac.new(self._ref_key, normalised, hashlib.sha256).hexdigest()
+
+    def _collection(self, session: Session, name: str) -> CollectionRow:
+        """The named collection; ``default`` is created on first use, others must exist."""
+        row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
+        if row is None:
+            if name != DEFAULT_COLLECTION:
+                raise GalleryError(f"no collection named {name!r}", code="collection_not_found")
+            row = CollectionRow(name=name)
+            session.add(row)
+            session.flush()
+        return row
+
+    @staticmethod
+    def _person(session: Session, public_id: str) -> PersonRow:
+        row = session.scalar(select(PersonRow).where(PersonRow.public_id == public_id))
+        if row is None:
+            raise GalleryError(f"no person with id {public_id!r}", code="person_not_found")
+        return row
+
+    # ----------------------------------------------------------------- collections
+
+    def create_collection(self, name: str) -> None:
+        """Create an (empty) collection; its name must be new."""
+        name = name.strip()
+        if not name:
+            raise GalleryError("a collection needs a name", code="invalid_name")
+        try:
+            with self._sessions.begin() as session:
+                session.add(CollectionRow(name=name))
+        except IntegrityError:
+            raise GalleryError(f"a collection named {name!r} exists already", code="duplicate_name") from None
+
+    def collections(self) -> list[str]:
+        with self._sessions() as session:
+            return list(session.scalars(select(CollectionRow.name).order_by(CollectionRow.name)))
+
+    # ----------------------------------------------------------------- people
+
+    def enroll(
+        self,
+        name: str,
+        templates: list[NewTemplate],
+        *,
+        model_id: str,
+        dim: int = 128,
+        collection: str = DEFAULT_COLLECTION,
+        metadata: dict | None = None,
+        external_ref: str | None = None,
+    ) -> Person:
+        """Create a person with their templates in one transaction (all or nothing)."""
+        name = name.strip()
+        if not name:
+            raise GalleryError("a person needs a non-empty name", code="invalid_name")
+        if not templates:
+            raise GalleryError("enrolment needs at least one face template", code="no_templates")
+        encoded = [_encode(t.embedding, dim) for t in templates]  # validate before writing
+        try:
+            with self._sessions.begin() as session:
+                coll = self._collection(session, collection)
+                person = PersonRow(
+                    public_id=new_id("p"),
+                    collection_id=coll.id,
+                    name=name,
+                    meta=dict(metadata or {}),
+                    external_ref_hash=self.external_ref_hash(external_ref) if external_ref else None,
+                )
+                session.add(person)
+                session.flush()
+                for t, blob in zip(templates, encoded, strict=True):
+                    session.add(self._template_row(person.id, t, blob, model_id, dim))
+                return Person(person.public_id, person.name, person.created_at, dict(person.meta))
+        except IntegrityError:
+            raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
+
+    @staticmethod
+    def _template_row(person_id: int, t: NewTemplate, blob: bytes, model_id: str, dim: int) -> TemplateRow:
+        return TemplateRow(
+            public_id=new_id("t"),
+            person_id=person_id,
+            model_id=model_id,
+            dim=dim,
+            embedding=blob,
+            quality=float(t.quality),
+            source=t.source[:500],
+            chip_jpeg=t.chip_jpeg,
+        )
+
+    def add_templates(self, person_id: str, templates: list[NewTemplate], *, model_id: str, dim: int = 128) -> int:
+        """Add templates to an existing person (all or nothing); returns how many."""
+        encoded = [_encode(t.embedding, dim) for t in templates]
+        with self._sessions.begin() as session:
+            person = self._person(session, person_id)
+            for t, blob in zip(templates, encoded, strict=True):
+                session.add(self._template_row(person.id, t, blob, model_id, dim))
+        return len(templates)
+
+    def rename(self, person_id: str, name: str) -> None:
+        """Give a person a new display name, unique in their collection."""
+        name = name.strip()
+        if not name:
+            raise GalleryError("a person needs a non-empty name", code="invalid_name")
+        try:
+            with self._sessions.begin() as session:
+                self._person(session, person_id).name = name
+        except IntegrityError:
+            raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
+
+    def delete_person(self, person_id: str) -> int:
+        """Erase a person with every template and chip; returns how many templates went."""
+        with self._sessions.begin() as session:
+            person = self._person(session, person_id)
+            count = session.scalar(select(func.count()).where(TemplateRow.person_id == person.id)) or 0
+            session.execute(delete(TemplateRow).where(TemplateRow.person_id == person.id))
+            session.delete(person)
+        return int(count)
+
+    def remove_template(self, template_id: str) -> None:
+        """Delete one template (and its chip)."""
+        with self._sessions.begin() as session:
+            deleted = session.execute(delete(TemplateRow).where(TemplateRow.public_id == template_id))
+            if deleted.rowcount == 0:
+                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
+
+    def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
+        """The person enrolled with this external reference, looked up by its keyed hash."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(PersonRow)
+                .join(CollectionRow)
+                .where(
+                    CollectionRow.name == collection, PersonRow.external_ref_hash == self.external_ref_hash(reference)
+                )
+            )
+            return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+
+    # ----------------------------------------------------------------- index
+
+    def load_gallery(self, model_id: str, collection: str = DEFAULT_COLLECTION, dim: int = 128) -> Gallery:
+        """Build the in-memory search index of one collection for one embedding model."""
+        gallery = Gallery(model_id, dim)
+        with self._sessions() as session:
+            coll = session.scalar(select(CollectionRow).where(CollectionRow.name == collection))
+            if coll is None:
+                return gallery
+            people = session.execute(
+                select(PersonRow.id, PersonRow.public_id, PersonRow.name, PersonRow.created_at, PersonRow.meta).where(
+                    PersonRow.collection_id == coll.id
+                )
+            ).all()
+            rows = session.execute(
+                select(
+                    TemplateRow.public_id,
+                    TemplateRow.person_id,
+                    TemplateRow.embedding,
+                    TemplateRow.quality,
+                    TemplateRow.source,
+                )
+                .join(PersonRow)
+                .where(PersonRow.collection_id == coll.id, TemplateRow.model_id == model_id, TemplateRow.dim == dim)
+                .order_by(TemplateRow.id)
+            ).all()
+        public = {pid: public_id for pid, public_id, *_ in people}
+        matrix = (
+            np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dim)
+            if rows
+            else np.zeros((0, dim), np.float32)
+        )
+        gallery.restore(
+            [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people],
+            [Template(r.public_id, public[r.person_id], matrix[i], r.quality, r.source) for i, r in enumerate(rows)],
+        )
+        return gallery

@@ -1,0 +1,84 @@
+"""Database schema (SQLAlchemy 2): collections, people and their face templates.
+
+Embeddings are stored as little-endian float32 bytes with their model id and dimension,
+so templates of another embedding model can live beside them (and be recomputed from
+the stored chip when the model changes).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CollectionRow(Base):
+    """An isolated gallery; every install has a ``default`` one."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+
+
+class PersonRow(Base):
+    """An enrolled person. ``public_id`` is the stable opaque id shown to clients."""
+
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "name", name="uq_people_collection_name"),
+        Index("ix_people_external_ref", "collection_id", "external_ref_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict, nullable=False)
+    # keyed hash (HMAC-SHA256) of an external reference such as an e-mail; never the clear value
+    external_ref_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now, nullable=False)
+
+    templates: Mapped[list[TemplateRow]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class TemplateRow(Base):
+    """One face template: an embedding, where it came from, and optionally the aligned chip."""
+
+    __tablename__ = "templates"
+    __table_args__ = (Index("ix_templates_person", "person_id"), Index("ix_templates_model", "model_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), nullable=False)
+    model_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    quality: Mapped[float] = mapped_column(Float, default=1.0, nullable=False)
+    source: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    chip_jpeg: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+
+    person: Mapped[PersonRow] = relationship(back_populates="templates")

@@ -1,0 +1,179 @@
+"""The database store, on SQLite and on PostgreSQL (required in CI, skipped elsewhere if absent)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from conftest import ENROLLED, STRANGER, photos
+from facegate.gallery.index import GalleryError
+from facegate.store.db import current_revision, make_engine, upgrade
+from facegate.store.repository import NewTemplate, Store
+from facegate.store.schema import PersonRow, TemplateRow
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FACEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_database():
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    try:
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # no server here
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {POSTGRES_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} (set FACEGATE_TEST_POSTGRES_URL)")
+    name = f"facegate_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    return admin, name, url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'facegate.db'}")
+        upgrade(engine)
+        yield Store(engine)
+        engine.dispose()
+        return
+    admin, name, url = _postgres_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    yield Store(engine)
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def faces(engine) -> dict[str, list[np.ndarray]]:
+    """Descriptors of the four photos of each enrolled test person, and the stranger's."""
+    out = {name: [engine.analyze(p, max_faces=1)[0].embedding for p in photos(name)] for name in ENROLLED}
+    out["stranger"] = [engine.analyze(STRANGER, max_faces=1)[0].embedding]
+    return out
+
+
+def _counts(store: Store) -> tuple[int, int]:
+    with store.engine.connect() as conn:
+        people = conn.scalar(select(func.count()).select_from(PersonRow))
+        templates = conn.scalar(select(func.count()).select_from(TemplateRow))
+    return people, templates
+
+
+def test_migrations_apply_and_are_idempotent(store):
+    assert current_revision(store.engine) == "0001"
+    upgrade(store.engine)
+    assert current_revision(store.engine) == "0001"
+
+
+def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):
+    for name in ENROLLED:
+        store.enroll(name, [NewTemplate(v, source=f"{name}.jpg") for v in faces[name][:3]], model_id=engine.model_id)
+    # a new Store on the same database, as after a restart
+    reopened = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))
+    gallery = reopened.load_gallery(engine.model_id)
+    assert sorted(p.name for p in gallery.people) == sorted(ENROLLED)
+    assert gallery.template_count == 3 * len(ENROLLED)
+    for name in ENROLLED:
+        assert gallery.identify(faces[name][3][None])[0].name == name
+    assert gallery.identify(faces["stranger"][0][None])[0].status == "unknown"
+    reopened.engine.dispose()
+
+
+def test_enrolment_is_all_or_nothing(store, faces, engine):
+    good = NewTemplate(faces[ENROLLED[0]][0])
+    bad = NewTemplate(np.ones(64, np.float32))
+    with pytest.raises(GalleryError) as err:
+        store.enroll("Half", [good, bad], model_id=engine.model_id)
+    assert err.value.code == "bad_embedding_dim"
+    with pytest.raises(GalleryError) as err:
+        store.enroll("Nan", [good, NewTemplate(np.full(128, np.nan, np.float32))], model_id=engine.model_id)
+    assert err.value.code == "bad_embedding"
+    assert _counts(store) == (0, 0)
+    store.enroll("Once", [good], model_id=engine.model_id)
+    with pytest.raises(GalleryError) as err:
+        store.enroll("Once", [good, good], model_id=engine.model_id)
+    assert err.value.code == "duplicate_name"
+    assert _counts(store) == (1, 1)
+
+
+def test_delete_leaves_no_trace(store, faces, engine):
+    keep = store.enroll("Keep", [NewTemplate(faces[ENROLLED[1]][0])], model_id=engine.model_id)
+    gone = store.enroll(
+        "Gone",
+        [NewTemplate(v, chip_jpeg=b"\xff\xd8chip\xff\xd9") for v in faces[ENROLLED[2]][:3]],
+        model_id=engine.model_id,
+        external_ref="gone@example.org",
+    )
+    assert store.delete_person(gone.id) == 3
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(PersonRow).where(PersonRow.public_id == gone.id)) == 0
+        assert conn.scalar(select(func.count()).select_from(TemplateRow).where(TemplateRow.chip_jpeg.is_not(None))) == 0
+    assert _counts(store) == (1, 1)
+    assert [p.id for p in store.load_gallery(engine.model_id).people] == [keep.id]
+    with pytest.raises(GalleryError) as err:
+        store.delete_person(gone.id)
+    assert err.value.code == "person_not_found"
+
+
+def test_rename_templates_and_unknown_ids(store, faces, engine):
+    person = store.enroll("Ada", [NewTemplate(faces[ENROLLED[0]][0])], model_id=engine.model_id)
+    other = store.enroll("Bob", [NewTemplate(faces[ENROLLED[1]][0])], model_id=engine.model_id)
+    store.rename(person.id, "Ada Lovelace")
+    with pytest.raises(GalleryError) as err:
+        store.rename(other.id, "Ada Lovelace")
+    assert err.value.code == "duplicate_name"
+    assert (
+        store.add_templates(person.id, [NewTemplate(v) for v in faces[ENROLLED[0]][1:3]], model_id=engine.model_id) == 2
+    )
+    gallery = store.load_gallery(engine.model_id)
+    assert {p.name for p in gallery.people} == {"Ada Lovelace", "Bob"}
+    template = gallery.templates_of(person.id)[0]
+    store.remove_template(template.id)
+    assert store.load_gallery(engine.model_id).template_count == 3
+    for call in (lambda: store.rename("p_missing", "X"), lambda: store.add_templates("p_missing", [], model_id="m")):
+        with pytest.raises(GalleryError) as err:
+            call()
+        assert err.value.code == "person_not_found"
+    with pytest.raises(GalleryError) as err:
+        store.remove_template("t_missing")
+    assert err.value.code == "template_not_found"
+
+
+def test_external_reference_is_stored_only_as_a_keyed_hash(store, faces, engine):
+    person = store.enroll(
+        "Eve", [NewTemplate(faces[ENROLLED[3]][0])], model_id=engine.model_id, external_ref="Eve@Example.org"
+    )
+    assert store.find_by_external_ref("eve@example.org").id == person.id
+    assert store.find_by_external_ref("someone@else.org") is None
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(PersonRow.external_ref_hash, PersonRow.meta)).all()
+    assert "example.org" not in repr(stored).lower()
+    assert stored[0][0] == store.external_ref_hash("eve@example.org")
+
+
+def test_collections_are_isolated_and_models_do_not_mix(store, faces, engine):
+    store.create_collection("office")
+    with pytest.raises(GalleryError) as err:
+        store.create_collection("office")
+    assert err.value.code == "duplicate_name"
+    with pytest.raises(GalleryError) as err:
+        store.enroll("X", [NewTemplate(faces[ENROLLED[0]][0])], model_id=engine.model_id, collection="nowhere")
+    assert err.value.code == "collection_not_found"
+    store.enroll("Office Ada", [NewTemplate(faces[ENROLLED[0]][0])], model_id=engine.model_id, collection="office")
+    store.enroll("Home Ada", [NewTemplate(faces[ENROLLED[0]][1])], model_id=engine.model_id)
+    store.enroll("Other model", [NewTemplate(faces[ENROLLED[1]][0])], model_id="another_model_v2")
+    assert [p.name for p in store.load_gallery(engine.model_id, "office").people] == ["Office Ada"]
+    home = store.load_gallery(engine.model_id)
+    assert home.template_count == 1  # the other model's template is not in this index
+    assert sorted(store.collections()) == ["default", "office"]
