@@ -16,8 +16,9 @@ from facegate.vision.errors import FacegateError
 # Below this many multiply-adds a search runs on one BLAS thread. OpenBLAS would split
 # even a small product over its threads, which then busy-wait after the call and take the
 # cores from the next frame's detector and embedder (measured: a 5-face 640x480 frame went
-# from 33 ms to 67-81 ms in bench/speed.py). Larger searches use every BLAS thread.
-SINGLE_THREAD_MACS = 50_000_000
+# from 33 ms to 67-81 ms in bench/speed.py). Larger searches are memory-bound and use
+# every BLAS thread (100k templates: 5.6 ms on one thread, 2.8 ms on two).
+SINGLE_THREAD_MACS = 4_000_000
 
 
 @functools.cache
@@ -218,6 +219,11 @@ class Gallery:
         sims = similarities(q, matrix)  # (M, T) float32
         out = []
         for row in sims:
+            if top_k == 1:  # the common case: one pass, no partial sort
+                best = int(row.argmax())
+                pid, sim = templates[best].person_id, float(row[best])
+                out.append([Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))])
+                continue
             # top candidates by template, then the first occurrence of each person
             depth = min(len(row), max(8, top_k * 8))
             idx = np.argpartition(-row, depth - 1)[:depth] if depth < len(row) else np.arange(len(row))
