@@ -33,35 +33,44 @@ def people_dir(tmp_path_factory) -> Path:
     return root
 
 
+def copy_db(url: str, tmp_path: Path) -> str:
+    """A copy of an SQLite database (file and WAL), so a test can change it freely."""
+    source = Path(url.removeprefix("sqlite:///"))
+    target = tmp_path / source.name
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{source}{suffix}").exists():
+            shutil.copy(f"{source}{suffix}", f"{target}{suffix}")
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture(scope="module")
-def gallery_file(people_dir, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("g") / "gallery.npz"
-    out = facegate("import", str(people_dir), "--gallery", str(path))
+def db_url(people_dir, tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('g') / 'facegate.db'}"
+    out = facegate("import", str(people_dir), "--db", url)
     assert "imported 3 people, 9 templates" in out.stdout
-    return path
+    return url
 
 
-def test_import_then_identify_json(gallery_file):
+def test_import_then_identify_json(db_url):
     for name in ENROLLED[:3]:
-        out = facegate("identify", str(photos(name)[3]), "--gallery", str(gallery_file), "--json")
+        out = facegate("identify", str(photos(name)[3]), "--db", db_url, "--json")
         faces = json.loads(out.stdout)["faces"]
         assert faces[0]["status"] == "match" and faces[0]["name"] == name
         assert set(faces[0]) >= {"box", "confidence", "similarity", "quality", "person_id"}
 
 
-def test_enroll_adds_a_person_and_stranger_stays_unknown(gallery_file, tmp_path):
-    path = tmp_path / "g.npz"
-    shutil.copy(gallery_file, path)
-    facegate("enroll", "George_W_Bush", *map(str, photos("George_W_Bush")[:3]), "--gallery", str(path))
-    out = facegate("identify", str(photos("George_W_Bush")[3]), "--gallery", str(path), "--json")
+def test_enroll_adds_a_person_and_stranger_stays_unknown(db_url, tmp_path):
+    path = copy_db(db_url, tmp_path)
+    facegate("enroll", "George_W_Bush", *map(str, photos("George_W_Bush")[:3]), "--db", path)
+    out = facegate("identify", str(photos("George_W_Bush")[3]), "--db", path, "--json")
     assert json.loads(out.stdout)["faces"][0]["name"] == "George_W_Bush"
-    out = facegate("identify", str(STRANGER), "--gallery", str(path), "--json", "--top-k", "2")
+    out = facegate("identify", str(STRANGER), "--db", path, "--json", "--top-k", "2")
     face = json.loads(out.stdout)["faces"][0]
     assert face["status"] == "unknown" and len(face["candidates"]) == 2
-    listing = facegate("people", "--gallery", str(path)).stdout
+    listing = facegate("people", "--db", path).stdout
     assert "4 people, 12 templates" in listing
-    facegate("delete", "George_W_Bush", "--gallery", str(path))
-    assert "3 people, 9 templates" in facegate("people", "--gallery", str(path)).stdout
+    facegate("delete", "George_W_Bush", "--db", path)
+    assert "3 people, 9 templates" in facegate("people", "--db", path).stdout
 
 
 def test_verify_same_and_different():
@@ -78,24 +87,24 @@ def test_detect_draws_every_face(tmp_path):
     assert out.stat().st_size > 10_000
 
 
-def test_identify_with_no_face_and_bad_input(gallery_file, tmp_path):
-    out = facegate("identify", str(NO_FACE), "--gallery", str(gallery_file), "--json")
+def test_identify_with_no_face_and_bad_input(db_url, tmp_path):
+    out = facegate("identify", str(NO_FACE), "--db", db_url, "--json")
     assert json.loads(out.stdout)["faces"] == []
     bogus = tmp_path / "fake.jpg"
     bogus.write_text("this is not a jpeg")
-    res = facegate("identify", str(bogus), "--gallery", str(gallery_file), check=False)
+    res = facegate("identify", str(bogus), "--db", db_url, check=False)
     assert res.returncode == 2 and "image_unsupported_type" in res.stderr
-    res = facegate("enroll", "Nobody", str(NO_FACE), "--gallery", str(gallery_file), check=False)
+    res = facegate("enroll", "Nobody", str(NO_FACE), "--db", db_url, check=False)
     assert res.returncode == 1
-    assert "3 people, 9 templates" in facegate("people", "--gallery", str(gallery_file)).stdout
+    assert "3 people, 9 templates" in facegate("people", "--db", db_url).stdout
 
 
-def test_flip_mode_has_its_own_gallery(gallery_file, people_dir, tmp_path):
-    res = facegate("--flip", "identify", str(photos(ENROLLED[0])[3]), "--gallery", str(gallery_file), check=False)
+def test_flip_mode_has_its_own_gallery(db_url, people_dir, tmp_path):
+    res = facegate("--flip", "identify", str(photos(ENROLLED[0])[3]), "--db", db_url, check=False)
     assert res.returncode == 2 and "model_mismatch" in res.stderr  # plain templates never mix with flip
-    flip_gallery = tmp_path / "flip.npz"
-    facegate("--flip", "import", str(people_dir), "--gallery", str(flip_gallery))
-    out = facegate("--flip", "identify", str(photos(ENROLLED[1])[3]), "--gallery", str(flip_gallery), "--json")
+    flip_db = copy_db(db_url, tmp_path)  # flip templates beside the plain ones
+    facegate("--flip", "import", str(people_dir), "--db", flip_db)
+    out = facegate("--flip", "identify", str(photos(ENROLLED[1])[3]), "--db", flip_db, "--json")
     assert json.loads(out.stdout)["faces"][0]["name"] == ENROLLED[1]
 
 
@@ -105,7 +114,7 @@ def test_enroll_warns_about_low_quality_faces(tmp_path):
     poor = tmp_path / "poor.jpg"
     img = Image.open(photos(ENROLLED[2])[0]).filter(ImageFilter.GaussianBlur(4)).point(lambda v: v * 0.2)
     img.save(poor)
-    res = facegate("enroll", "Blurry", str(poor), "--gallery", str(tmp_path / "g.npz"))
+    res = facegate("enroll", "Blurry", str(poor), "--db", f"sqlite:///{tmp_path / 'g.db'}")
     assert "low face quality" in res.stderr and "blurry" in res.stderr
     assert "enrolled Blurry: 1 template(s)" in res.stdout
 
@@ -115,3 +124,17 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     first = facegate("db", "upgrade", "--url", url)
     again = facegate("db", "upgrade", "--url", url)
     assert "revision 0001" in first.stdout and "revision 0001" in again.stdout
+
+
+def test_chips_are_stored_unless_turned_off(db_url, tmp_path):
+    from sqlalchemy import create_engine, select
+
+    from facegate.store.schema import TemplateRow
+
+    with create_engine(db_url).connect() as conn:
+        chips = conn.scalars(select(TemplateRow.chip_jpeg)).all()
+    assert len(chips) == 9 and all(c.startswith(b"\xff\xd8") for c in chips)
+    url = f"sqlite:///{tmp_path / 'nochips.db'}"
+    facegate("enroll", "Tony", str(photos("Tony_Blair")[0]), "--db", url, "--no-chips")
+    with create_engine(url).connect() as conn:
+        assert conn.scalars(select(TemplateRow.chip_jpeg)).all() == [None]

@@ -10,7 +10,6 @@ from PIL import Image
 
 from conftest import ENROLLED, GROUP, STRANGER, photos
 from facegate.gallery.decision import MATCH_THRESHOLD, MatchPolicy
-from facegate.gallery.filestore import load_gallery, save_gallery
 from facegate.gallery.index import Gallery, GalleryError
 
 
@@ -101,29 +100,6 @@ def test_rename_remove_and_errors(engine):
     assert g.remove_person(a.id) == 1
     assert len(g) == 0 and g.template_count == 0
     assert g.identify(np.ones((1, 128), np.float32))[0].status == "unknown"
-
-
-def test_file_roundtrip_keeps_identities(engine, gallery, tmp_path):
-    path = tmp_path / "g.npz"
-    save_gallery(gallery, path)
-    loaded = load_gallery(path, engine.model_id)
-    assert sorted(p.name for p in loaded.people) == sorted(ENROLLED)
-    assert loaded.template_count == gallery.template_count
-    q = probe(engine, photos("George_W_Bush")[3])
-    assert loaded.identify(q)[0].to_dict() == gallery.identify(q)[0].to_dict()
-    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # no temporary file left behind
-
-
-def test_corrupt_or_foreign_gallery_file_is_refused(engine, gallery, tmp_path):
-    path = tmp_path / "g.npz"
-    path.write_bytes(b"garbage" * 100)
-    with pytest.raises(GalleryError) as err:
-        load_gallery(path, engine.model_id)
-    assert err.value.code == "gallery_corrupt"
-    save_gallery(gallery, path)
-    with pytest.raises(GalleryError) as err:
-        load_gallery(path, "another_model_v9")
-    assert err.value.code == "model_mismatch"
 
 
 def test_threshold_from_environment(monkeypatch):

@@ -21,9 +21,12 @@ app = typer.Typer(
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 LOW_QUALITY = 0.3  # enrolment warns below this face quality score
 
-GalleryOpt = Annotated[
-    Path | None, typer.Option("--gallery", help="Gallery file (default: $FACEGATE_DATA_DIR/gallery.npz).")
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $FACEGATE_DATABASE_URL, else SQLite in $FACEGATE_DATA_DIR)."),
 ]
+CollectionOpt = Annotated[str, typer.Option("--collection", help="The collection (an isolated gallery).")]
+ChipsOpt = Annotated[bool, typer.Option("--chips/--no-chips", help="Store each face's aligned chip (JPEG).")]
 ThresholdOpt = Annotated[
     float | None,
     typer.Option(help="Match threshold, cosine similarity (default: $FACEGATE_MATCH_THRESHOLD or the calibrated one)."),
@@ -56,16 +59,30 @@ def _engine(detector: str = "blazeface", thorough: bool = False):
     return FaceEngine(EngineConfig(detector=detector, embedder=_state.embedder, flip=_state.flip, thorough=thorough))
 
 
-def _gallery_path(path: Path | None) -> Path:
-    from facegate.gallery.filestore import default_gallery_path
+def _store(url: str | None):
+    """The store at ``url`` (or the default database), migrated to the current schema."""
+    from facegate.store.db import default_database_url, make_engine, upgrade
+    from facegate.store.repository import Store
 
-    return path or default_gallery_path()
+    engine = make_engine(url or default_database_url())
+    upgrade(engine)
+    return Store(engine)
 
 
-def _load(path: Path, engine):
-    from facegate.gallery.filestore import load_gallery
+def _search_index(store, engine, collection: str):
+    """The in-memory index of a collection for the engine's embedding model."""
+    from facegate.gallery.index import GalleryError
 
-    return load_gallery(path, engine.model_id)
+    gallery = store.load_gallery(engine.model_id, collection)
+    if gallery.template_count == 0:
+        others = sorted(m for m in store.template_counts(collection) if m != engine.model_id)
+        if others:
+            raise GalleryError(
+                f"collection {collection!r} holds {', '.join(others)} templates only; this engine makes "
+                f"{engine.model_id}",
+                code="model_mismatch",
+            )
+    return gallery
 
 
 def _fail(exc: FacegateError) -> typer.Exit:
@@ -80,7 +97,7 @@ def _largest_faces(engine, images: list[Path], label: str):
     found, skipped = [], []
     for path in track(images, description=label, transient=True, disable=len(images) < 3):
         try:
-            faces = engine.analyze(path, max_faces=1)
+            faces = engine.analyze(path, max_faces=1, keep_chips=True)
         except FacegateError as exc:
             skipped.append((path, exc.code))
             continue
@@ -91,33 +108,41 @@ def _largest_faces(engine, images: list[Path], label: str):
     return found, skipped
 
 
-def _enroll_into(gallery, name: str, found) -> int:
-    import numpy as np
+def _chip_jpeg(chip) -> bytes:
+    import cv2
 
-    person = gallery.find_by_name(name) or gallery.add_person(name)
-    gallery.add_templates(
-        person.id,
-        np.stack([face.embedding for _, face in found]),
-        qualities=[face.quality.score for _, face in found],
-        sources=[str(path) for path, _ in found],
-    )
-    return len(found)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return buf.tobytes() if ok else b""
+
+
+def _save_faces(store, engine, name: str, found, collection: str, chips: bool) -> int:
+    """Add the faces to the person called ``name`` (created if new), in one transaction."""
+    from facegate.store.repository import NewTemplate
+
+    templates = [
+        NewTemplate(face.embedding, face.quality.score, str(path), _chip_jpeg(face.chip) if chips else None)
+        for path, face in found
+    ]
+    person = store.find_by_name(name, collection)
+    if person is not None:
+        return store.add_templates(person.id, templates, model_id=engine.model_id)
+    store.enroll(name, templates, model_id=engine.model_id, collection=collection)
+    return len(templates)
 
 
 @app.command()
 def enroll(
     name: Annotated[str, typer.Argument(help="The person's display name.")],
     images: Annotated[list[Path], typer.Argument(help="Photos of this person (largest face is used).")],
-    gallery: GalleryOpt = None,
+    db: DbOpt = None,
+    collection: CollectionOpt = "default",
+    chips: ChipsOpt = True,
     detector: DetectorOpt = "blazeface",
 ) -> None:
     """Enrol NAME from one or more photos; adds templates if NAME exists already."""
-    from facegate.gallery.filestore import save_gallery
-
     engine = _engine(detector, thorough=True)
-    path = _gallery_path(gallery)
     try:
-        store = _load(path, engine)
+        store = _store(db)
         found, skipped = _largest_faces(engine, images, f"enrolling {name}")
         for image, why in skipped:
             typer.secho(f"skipped {image}: {why}", err=True, fg=typer.colors.YELLOW)
@@ -132,23 +157,22 @@ def enroll(
         if not found:
             typer.secho("no usable face in any image; nothing enrolled", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=1)
-        count = _enroll_into(store, name, found)
-        save_gallery(store, path)
+        count = _save_faces(store, engine, name, found, collection, chips)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"enrolled {name}: {count} template(s) added ({len(skipped)} image(s) skipped) -> {path}")
+    typer.echo(f"enrolled {name}: {count} template(s) added ({len(skipped)} image(s) skipped)")
 
 
 @app.command(name="import")
 def import_dir(
     directory: Annotated[Path, typer.Argument(help="A folder with one sub-folder of photos per person.")],
-    gallery: GalleryOpt = None,
+    db: DbOpt = None,
+    collection: CollectionOpt = "default",
+    chips: ChipsOpt = True,
     detector: DetectorOpt = "blazeface",
 ) -> None:
-    """Enrol everyone in DIRECTORY: each sub-folder's name is a person's name."""
+    """Enrol everyone in DIRECTORY: each sub-folder's name is a person's name (one transaction each)."""
     from rich.progress import Progress
-
-    from facegate.gallery.filestore import save_gallery
 
     if not directory.is_dir():
         typer.secho(f"error: {directory} is not a directory", err=True, fg=typer.colors.RED)
@@ -159,11 +183,10 @@ def import_dir(
         if d.is_dir() and not d.name.startswith((".", "_"))
     }
     engine = _engine(detector, thorough=True)
-    path = _gallery_path(gallery)
     total_images = sum(len(v) for v in people.values())
     enrolled = templates = skipped = 0
     try:
-        store = _load(path, engine)
+        store = _store(db)
         with Progress(transient=True) as progress:
             task = progress.add_task("importing", total=total_images)
             for name, images in people.items():
@@ -174,18 +197,18 @@ def import_dir(
                     skipped += len(skipped_one)
                     progress.advance(task)
                 if found:
-                    templates += _enroll_into(store, name, found)
+                    templates += _save_faces(store, engine, name, found, collection, chips)
                     enrolled += 1
-        save_gallery(store, path)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"imported {enrolled} people, {templates} templates, {skipped} image(s) skipped -> {path}")
+    typer.echo(f"imported {enrolled} people, {templates} templates, {skipped} image(s) skipped")
 
 
 @app.command()
 def identify(
     image: Annotated[Path, typer.Argument(help="A photo to recognise every face in.")],
-    gallery: GalleryOpt = None,
+    db: DbOpt = None,
+    collection: CollectionOpt = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     top_k: Annotated[int, typer.Option(help="Also list the best K candidates per face.")] = 0,
     threshold: ThresholdOpt = None,
@@ -198,10 +221,10 @@ def identify(
 
     engine = _engine(detector)
     try:
-        store = _load(_gallery_path(gallery), engine)
-        store.policy = MatchPolicy.from_env(threshold, flip=engine.config.flip)
+        index = _search_index(_store(db), engine, collection)
+        index.policy = MatchPolicy.from_env(threshold, flip=engine.config.flip)
         faces = engine.analyze(image)
-        decisions = store.identify(np.stack([f.embedding for f in faces]), top_k=top_k) if faces else []
+        decisions = index.identify(np.stack([f.embedding for f in faces]), top_k=top_k) if faces else []
     except FacegateError as exc:
         raise _fail(exc) from exc
     rows = [
@@ -288,33 +311,27 @@ def detect(
 
 
 @app.command()
-def people(gallery: GalleryOpt = None) -> None:
+def people(db: DbOpt = None, collection: CollectionOpt = "default") -> None:
     """List enrolled people and their template counts."""
-    engine = _engine()
     try:
-        store = _load(_gallery_path(gallery), engine)
+        everyone = _store(db).people(collection)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    for person in sorted(store.people, key=lambda p: p.name.lower()):
-        typer.echo(f"{person.id}  {person.name}  templates={len(store.templates_of(person.id))}")
-    typer.echo(f"{len(store)} people, {store.template_count} templates")
+    for person, count in everyone:
+        typer.echo(f"{person.id}  {person.name}  templates={count}")
+    typer.echo(f"{len(everyone)} people, {sum(n for _, n in everyone)} templates")
 
 
 @app.command()
-def delete(name: Annotated[str, typer.Argument()], gallery: GalleryOpt = None) -> None:
-    """Delete a person and all their templates."""
-    from facegate.gallery.filestore import save_gallery
-
-    engine = _engine()
-    path = _gallery_path(gallery)
+def delete(name: Annotated[str, typer.Argument()], db: DbOpt = None, collection: CollectionOpt = "default") -> None:
+    """Delete a person with all their templates and chips."""
     try:
-        store = _load(path, engine)
-        person = store.find_by_name(name)
+        store = _store(db)
+        person = store.find_by_name(name, collection)
         if person is None:
             typer.secho(f"error [person_not_found]: no person named {name!r}", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=2)
-        removed = store.remove_person(person.id)
-        save_gallery(store, path)
+        removed = store.delete_person(person.id)
     except FacegateError as exc:
         raise _fail(exc) from exc
     typer.echo(f"deleted {name} ({removed} templates)")

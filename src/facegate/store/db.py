@@ -21,7 +21,7 @@ def default_database_url() -> str:
     url = os.environ.get("FACEGATE_DATABASE_URL", "").strip()
     if url:
         return url
-    from facegate.gallery.filestore import default_data_dir
+    from facegate.paths import default_data_dir
 
     data_dir = default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -189,6 +189,39 @@ class Store:
             )
             return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
+    def find_by_name(self, name: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
+        """The person with exactly this display name in a collection, if any."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(PersonRow).join(CollectionRow).where(CollectionRow.name == collection, PersonRow.name == name)
+            )
+            return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+
+    def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[Person, int]]:
+        """Everyone in a collection with their number of templates, by name."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(PersonRow, func.count(TemplateRow.id))
+                .join(CollectionRow)
+                .outerjoin(TemplateRow)
+                .where(CollectionRow.name == collection)
+                .group_by(PersonRow.id)
+                .order_by(PersonRow.name)
+            ).all()
+            return [(Person(p.public_id, p.name, p.created_at, dict(p.meta)), int(n)) for p, n in rows]
+
+    def template_counts(self, collection: str = DEFAULT_COLLECTION) -> dict[str, int]:
+        """How many templates each embedding model has in a collection."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(TemplateRow.model_id, func.count())
+                .join(PersonRow)
+                .join(CollectionRow)
+                .where(CollectionRow.name == collection)
+                .group_by(TemplateRow.model_id)
+            ).all()
+            return {model: int(n) for model, n in rows}
+
     # ----------------------------------------------------------------- index
 
     def load_gallery(self, model_id: str, collection: str = DEFAULT_COLLECTION, dim: int = 128) -> Gallery:
