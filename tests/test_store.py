@@ -70,10 +70,21 @@ def _counts(store: Store) -> tuple[int, int]:
     return people, templates
 
 
+def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO collections (name, created_at) VALUES ('default', 0)"))
+    upgrade(engine)
+    assert current_revision(engine) == "0002"
+    assert Store(engine).version() == 0
+    assert Store(engine).collections() == ["default"]
+
+
 def test_migrations_apply_and_are_idempotent(store):
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
 
 
 def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):
@@ -177,3 +188,43 @@ def test_collections_are_isolated_and_models_do_not_mix(store, faces, engine):
     home = store.load_gallery(engine.model_id)
     assert home.template_count == 1  # the other model's template is not in this index
     assert sorted(store.collections()) == ["default", "office"]
+
+
+ENROL_SCRIPT = """
+import sys, numpy as np
+from facegate.store.db import make_engine
+from facegate.store.repository import NewTemplate, Store
+url, name, vectors, model = sys.argv[1], sys.argv[2], np.load(sys.argv[3]), sys.argv[4]
+Store(make_engine(url)).enroll(name, [NewTemplate(v) for v in vectors], model_id=model)
+"""
+
+
+def test_writes_from_other_processes_are_visible_within_a_second(store, faces, engine, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from facegate.store.live import LiveIndex
+
+    live = LiveIndex(store, engine.model_id, poll_interval=0.2)
+    assert live.gallery.template_count == 0
+    url = store.engine.url.render_as_string(hide_password=False)
+    procs = []
+    for name in ENROLLED[:2]:
+        path = tmp_path / f"{name}.npy"
+        np.save(path, np.stack(faces[name][:3]))
+        procs.append(subprocess.Popen([sys.executable, "-c", ENROL_SCRIPT, url, name, str(path), engine.model_id]))
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]  # two writers at once, both succeed
+    done = time.monotonic()
+    while {p.name for p in live.gallery.people} != set(ENROLLED[:2]):
+        assert time.monotonic() - done < 1.0, "the other processes' writes did not show up within 1 s"
+        time.sleep(0.02)
+    assert live.gallery.template_count == 6
+    assert live.gallery.identify(faces[ENROLLED[1]][3][None])[0].name == ENROLLED[1]
+    # writes in this process too, including a rename and a delete
+    person = store.find_by_name(ENROLLED[0])
+    store.rename(person.id, "Renamed")
+    assert live.refresh() and {p.name for p in live.gallery.people} == {"Renamed", ENROLLED[1]}
+    store.delete_person(person.id)
+    assert live.refresh() and live.gallery.template_count == 3
+    assert not live.refresh()  # nothing changed since

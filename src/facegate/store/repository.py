@@ -11,7 +11,7 @@ import hmac
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,9 +61,12 @@ class Store:
         if row is None:
             if name != DEFAULT_COLLECTION:
                 raise GalleryError(f"no collection named {name!r}", code="collection_not_found")
-            row = CollectionRow(name=name)
-            session.add(row)
-            session.flush()
+            try:  # the migration creates it; this only runs if someone removed it
+                with session.begin_nested():
+                    row = CollectionRow(name=name)
+                    session.add(row)
+            except IntegrityError:  # another writer made it first
+                row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
         return row
 
     @staticmethod
@@ -72,6 +75,18 @@ class Store:
         if row is None:
             raise GalleryError(f"no person with id {public_id!r}", code="person_not_found")
         return row
+
+    @staticmethod
+    def _bump(session: Session, collection_id: int) -> None:
+        """Count a change to a collection, in the writing transaction (readers poll it)."""
+        session.execute(
+            update(CollectionRow).where(CollectionRow.id == collection_id).values(version=CollectionRow.version + 1)
+        )
+
+    def version(self, collection: str = DEFAULT_COLLECTION) -> int | None:
+        """The collection's change counter (None if it does not exist)."""
+        with self.engine.connect() as conn:
+            return conn.scalar(select(CollectionRow.version).where(CollectionRow.name == collection))
 
     # ----------------------------------------------------------------- collections
 
@@ -124,6 +139,7 @@ class Store:
                 session.flush()
                 for t, blob in zip(templates, encoded, strict=True):
                     session.add(self._template_row(person.id, t, blob, model_id, dim))
+                self._bump(session, coll.id)
                 return Person(person.public_id, person.name, person.created_at, dict(person.meta))
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
@@ -148,6 +164,7 @@ class Store:
             person = self._person(session, person_id)
             for t, blob in zip(templates, encoded, strict=True):
                 session.add(self._template_row(person.id, t, blob, model_id, dim))
+            self._bump(session, person.collection_id)
         return len(templates)
 
     def rename(self, person_id: str, name: str) -> None:
@@ -157,7 +174,9 @@ class Store:
             raise GalleryError("a person needs a non-empty name", code="invalid_name")
         try:
             with self._sessions.begin() as session:
-                self._person(session, person_id).name = name
+                person = self._person(session, person_id)
+                person.name = name
+                self._bump(session, person.collection_id)
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
@@ -168,14 +187,21 @@ class Store:
             count = session.scalar(select(func.count()).where(TemplateRow.person_id == person.id)) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id == person.id))
             session.delete(person)
+            self._bump(session, person.collection_id)
         return int(count)
 
     def remove_template(self, template_id: str) -> None:
         """Delete one template (and its chip)."""
         with self._sessions.begin() as session:
-            deleted = session.execute(delete(TemplateRow).where(TemplateRow.public_id == template_id))
-            if deleted.rowcount == 0:
+            row = session.execute(
+                select(TemplateRow.id, PersonRow.collection_id)
+                .join(PersonRow)
+                .where(TemplateRow.public_id == template_id)
+            ).first()
+            if row is None:
                 raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
+            session.execute(delete(TemplateRow).where(TemplateRow.id == row.id))
+            self._bump(session, row.collection_id)
 
     def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
         """The person enrolled with this external reference, looked up by its keyed hash."""
