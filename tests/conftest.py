@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,36 @@ def engine():
     from facegate.vision.engine import FaceEngine
 
     return FaceEngine()
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FACEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database: an SQLite file, or a fresh PostgreSQL database dropped afterwards.
+
+    PostgreSQL is required when CI=true; elsewhere its tests skip if no server answers.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'facegate.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    try:
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # no server here
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {POSTGRES_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} (set FACEGATE_TEST_POSTGRES_URL)")
+    name = f"facegate_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()

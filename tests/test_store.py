@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
 from conftest import ENROLLED, STRANGER, photos
 from facegate.gallery.index import GalleryError
@@ -15,44 +12,13 @@ from facegate.store.db import current_revision, make_engine, upgrade
 from facegate.store.repository import NewTemplate, Store
 from facegate.store.schema import PersonRow, TemplateRow
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "FACEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
-
-def _postgres_database():
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
-    try:
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:  # no server here
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {POSTGRES_ADMIN_URL}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} (set FACEGATE_TEST_POSTGRES_URL)")
-    name = f"facegate_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    return admin, name, url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'facegate.db'}")
-        upgrade(engine)
-        yield Store(engine)
-        engine.dispose()
-        return
-    admin, name, url = _postgres_database()
-    engine = make_engine(url)
+@pytest.fixture
+def store(database_url):
+    engine = make_engine(database_url)
     upgrade(engine)
     yield Store(engine)
     engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="module")

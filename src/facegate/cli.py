@@ -171,7 +171,11 @@ def import_dir(
     chips: ChipsOpt = True,
     detector: DetectorOpt = "blazeface",
 ) -> None:
-    """Enrol everyone in DIRECTORY: each sub-folder's name is a person's name (one transaction each)."""
+    """Enrol everyone in DIRECTORY: each sub-folder's name is a person's name.
+
+    Each person is written in one transaction, and photos already stored for that person
+    are skipped, so an interrupted import can simply be run again.
+    """
     from rich.progress import Progress
 
     if not directory.is_dir():
@@ -184,14 +188,20 @@ def import_dir(
     }
     engine = _engine(detector, thorough=True)
     total_images = sum(len(v) for v in people.values())
-    enrolled = templates = skipped = 0
+    enrolled = templates = skipped = already = 0
     try:
         store = _store(db)
         with Progress(transient=True) as progress:
             task = progress.add_task("importing", total=total_images)
             for name, images in people.items():
+                person = store.find_by_name(name, collection)
+                done = store.template_sources(person.id) if person else set()
                 found = []
                 for image in images:
+                    if str(image) in done:
+                        already += 1
+                        progress.advance(task)
+                        continue
                     found_one, skipped_one = _largest_faces(engine, [image], name)
                     found += found_one
                     skipped += len(skipped_one)
@@ -201,7 +211,9 @@ def import_dir(
                     enrolled += 1
     except FacegateError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"imported {enrolled} people, {templates} templates, {skipped} image(s) skipped")
+    typer.echo(
+        f"imported {enrolled} people, {templates} templates, {skipped} image(s) skipped, {already} already imported"
+    )
 
 
 @app.command()
