@@ -195,7 +195,7 @@ def import_dir(
             task = progress.add_task("importing", total=total_images)
             for name, images in people.items():
                 person = store.find_by_name(name, collection)
-                done = store.template_sources(person.id) if person else set()
+                done = store.template_sources(person.id, engine.model_id) if person else set()
                 found = []
                 for image in images:
                     if str(image) in done:

@@ -223,11 +223,17 @@ class Store:
             )
             return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
-    def template_sources(self, person_id: str) -> set[str]:
-        """Where a person's templates came from (what an interrupted import already stored)."""
+    def template_sources(self, person_id: str, model_id: str) -> set[str]:
+        """Where a person's templates of one model came from (what an interrupted import stored)."""
         with self._sessions() as session:
             person = self._person(session, person_id)
-            return set(session.scalars(select(TemplateRow.source).where(TemplateRow.person_id == person.id)))
+            return set(
+                session.scalars(
+                    select(TemplateRow.source).where(
+                        TemplateRow.person_id == person.id, TemplateRow.model_id == model_id
+                    )
+                )
+            )
 
     def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[Person, int]]:
         """Everyone in a collection with their number of templates, by name."""
