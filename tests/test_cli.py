@@ -138,3 +138,15 @@ def test_chips_are_stored_unless_turned_off(db_url, tmp_path):
     facegate("enroll", "Tony", str(photos("Tony_Blair")[0]), "--db", url, "--no-chips")
     with create_engine(url).connect() as conn:
         assert conn.scalars(select(TemplateRow.chip_jpeg)).all() == [None]
+
+
+def test_export_and_import_archive(db_url, tmp_path):
+    archive = tmp_path / "office.zip"
+    assert "exported 9 templates" in facegate("export", str(archive), "--db", db_url).stdout
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert "imported 3 people and 9 templates" in facegate("import-archive", str(archive), "--db", fresh).stdout
+    out = facegate("identify", str(photos(ENROLLED[2])[3]), "--db", fresh, "--json")
+    assert json.loads(out.stdout)["faces"][0]["name"] == ENROLLED[2]
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    res = facegate("import-archive", str(tmp_path / "bad.zip"), "--db", fresh, check=False)
+    assert res.returncode == 2 and "archive_invalid" in res.stderr

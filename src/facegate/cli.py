@@ -349,6 +349,57 @@ def delete(name: Annotated[str, typer.Argument()], db: DbOpt = None, collection:
     typer.echo(f"deleted {name} ({removed} templates)")
 
 
+@app.command("export")
+def export_cmd(
+    archive: Annotated[Path, typer.Argument(help="The ZIP archive to write.")],
+    db: DbOpt = None,
+    collection: CollectionOpt = "default",
+) -> None:
+    """Export a collection (people, templates, chips) to a portable archive."""
+    from rich.progress import Progress
+
+    from facegate.store.archive import export_collection
+
+    try:
+        store = _store(db)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("exporting", total=None)
+            count = export_collection(
+                store, archive, collection, lambda done, total: progress.update(task, completed=done, total=total)
+            )
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"exported {count} templates of collection {collection!r} -> {archive}")
+
+
+@app.command("import-archive")
+def import_archive_cmd(
+    archive: Annotated[Path, typer.Argument(help="An archive written by `facegate export`.")],
+    db: DbOpt = None,
+    collection: CollectionOpt = "default",
+    replace: Annotated[bool, typer.Option("--replace", help="Empty the collection first (default: merge).")] = False,
+) -> None:
+    """Import an exported archive into a collection, all or nothing."""
+    from rich.progress import Progress
+
+    from facegate.store.archive import import_archive
+
+    try:
+        store = _store(db)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("importing", total=None)
+            people, templates = import_archive(
+                store,
+                archive,
+                collection,
+                replace,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"imported {people} people and {templates} templates into collection {collection!r}")
+
+
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -50,12 +50,16 @@ class Store:
 
     # ----------------------------------------------------------------- helpers
 
+    def transaction(self):
+        """A session whose changes commit together when the ``with`` block ends (or none do)."""
+        return self._sessions.begin()
+
     def external_ref_hash(self, reference: str) -> str:
         """The keyed hash stored in place of an external reference (e.g. an e-mail)."""
         normalised = reference.strip().lower().encode()
         return hmac.new(self._ref_key, normalised, hashlib.sha256).hexdigest()
 
-    def _collection(self, session: Session, name: str) -> CollectionRow:
+    def collection_row(self, session: Session, name: str) -> CollectionRow:
         """The named collection; ``default`` is created on first use, others must exist."""
         row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
         if row is None:
@@ -77,7 +81,7 @@ class Store:
         return row
 
     @staticmethod
-    def _bump(session: Session, collection_id: int) -> None:
+    def bump_version(session: Session, collection_id: int) -> None:
         """Count a change to a collection, in the writing transaction (readers poll it)."""
         session.execute(
             update(CollectionRow).where(CollectionRow.id == collection_id).values(version=CollectionRow.version + 1)
@@ -127,7 +131,7 @@ class Store:
         encoded = [_encode(t.embedding, dim) for t in templates]  # validate before writing
         try:
             with self._sessions.begin() as session:
-                coll = self._collection(session, collection)
+                coll = self.collection_row(session, collection)
                 person = PersonRow(
                     public_id=new_id("p"),
                     collection_id=coll.id,
@@ -139,7 +143,7 @@ class Store:
                 session.flush()
                 for t, blob in zip(templates, encoded, strict=True):
                     session.add(self._template_row(person.id, t, blob, model_id, dim))
-                self._bump(session, coll.id)
+                self.bump_version(session, coll.id)
                 return Person(person.public_id, person.name, person.created_at, dict(person.meta))
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
@@ -164,7 +168,7 @@ class Store:
             person = self._person(session, person_id)
             for t, blob in zip(templates, encoded, strict=True):
                 session.add(self._template_row(person.id, t, blob, model_id, dim))
-            self._bump(session, person.collection_id)
+            self.bump_version(session, person.collection_id)
         return len(templates)
 
     def rename(self, person_id: str, name: str) -> None:
@@ -176,7 +180,7 @@ class Store:
             with self._sessions.begin() as session:
                 person = self._person(session, person_id)
                 person.name = name
-                self._bump(session, person.collection_id)
+                self.bump_version(session, person.collection_id)
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
@@ -187,7 +191,7 @@ class Store:
             count = session.scalar(select(func.count()).where(TemplateRow.person_id == person.id)) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id == person.id))
             session.delete(person)
-            self._bump(session, person.collection_id)
+            self.bump_version(session, person.collection_id)
         return int(count)
 
     def remove_template(self, template_id: str) -> None:
@@ -201,7 +205,7 @@ class Store:
             if row is None:
                 raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
             session.execute(delete(TemplateRow).where(TemplateRow.id == row.id))
-            self._bump(session, row.collection_id)
+            self.bump_version(session, row.collection_id)
 
     def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
         """The person enrolled with this external reference, looked up by its keyed hash."""

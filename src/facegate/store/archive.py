@@ -1,0 +1,232 @@
+"""Export a collection to a portable ZIP archive, and import one (merge or replace).
+
+The archive holds ``manifest.json`` (people, templates, models), ``embeddings.npy``
+(float32, one row per template in manifest order) and ``chips/<template id>.jpg``.
+Importing validates the whole archive before writing, then writes in one transaction:
+a corrupt or hostile archive raises ``ArchiveError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, contains_eager
+
+from facegate.gallery.index import GalleryError
+from facegate.store.repository import DEFAULT_COLLECTION, Store
+from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
+
+FORMAT = "facegate-collection"
+FORMAT_VERSION = 1
+MAX_ENTRY_BYTES = 512 * 1024 * 1024  # no single member may unpack to more than this
+_ID = re.compile(r"^[pt]_[A-Za-z0-9_-]{6,36}$")
+
+Progress = Callable[[int, int], None]
+
+
+class ArchiveError(GalleryError):
+    """The archive is not a valid facegate collection export."""
+
+    code = "archive_invalid"
+
+
+def export_collection(
+    store: Store, path: Path, collection: str = DEFAULT_COLLECTION, progress: Progress | None = None
+) -> int:
+    """Write every person and template of a collection to ``path``; returns the template count."""
+    with Session(store.engine) as session:
+        coll = session.scalar(select(CollectionRow.id).where(CollectionRow.name == collection))
+        if coll is None:
+            raise GalleryError(f"no collection named {collection!r}", code="collection_not_found")
+        people = session.scalars(select(PersonRow).where(PersonRow.collection_id == coll).order_by(PersonRow.id)).all()
+        templates = session.scalars(
+            select(TemplateRow)
+            .join(PersonRow)
+            .options(contains_eager(TemplateRow.person))
+            .where(PersonRow.collection_id == coll)
+            .order_by(TemplateRow.id)
+        ).all()
+    dims = {t.dim for t in templates} or {128}
+    if len(dims) > 1:
+        raise GalleryError("templates of different dimensions cannot share one archive", code="mixed_dimensions")
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "collection": collection,
+        "dim": dims.pop(),
+        "people": [
+            {
+                "id": p.public_id,
+                "name": p.name,
+                "metadata": p.meta,
+                "external_ref_hash": p.external_ref_hash,
+                "created_at": p.created_at,
+            }
+            for p in people
+        ],
+        "templates": [
+            {
+                "id": t.public_id,
+                "person": t.person.public_id,
+                "model_id": t.model_id,
+                "quality": t.quality,
+                "source": t.source,
+                "chip": t.chip_jpeg is not None,
+                "created_at": t.created_at,
+            }
+            for t in templates
+        ],
+    }
+    matrix = np.frombuffer(b"".join(t.embedding for t in templates), dtype="<f4").reshape(len(templates), -1)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        buf = io.BytesIO()
+        np.save(buf, matrix, allow_pickle=False)
+        zf.writestr("embeddings.npy", buf.getvalue())
+        for i, t in enumerate(templates):
+            if t.chip_jpeg is not None:
+                zf.writestr(f"chips/{t.public_id}.jpg", t.chip_jpeg)
+            if progress:
+                progress(i + 1, len(templates))
+    tmp.replace(path)
+    return len(templates)
+
+
+def _read(zf: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise ArchiveError(f"the archive has no {name}") from None
+    if info.file_size > MAX_ENTRY_BYTES:
+        raise ArchiveError(f"{name} unpacks to {info.file_size} bytes; the limit is {MAX_ENTRY_BYTES}")
+    return zf.read(info)
+
+
+def _load(path: Path) -> tuple[dict, np.ndarray, dict[str, bytes]]:
+    """Read and validate an archive completely (nothing is written yet)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = json.loads(_read(zf, "manifest.json"))
+            matrix = np.load(io.BytesIO(_read(zf, "embeddings.npy")), allow_pickle=False)
+            chips = {
+                t["id"]: _read(zf, f"chips/{t['id']}.jpg")
+                for t in manifest.get("templates", [])
+                if isinstance(t, dict) and t.get("chip") and isinstance(t.get("id"), str) and _ID.match(t["id"])
+            }
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ArchiveError(f"cannot read the archive: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise ArchiveError("not a facegate collection archive (or an unsupported version)")
+    people, templates, dim = manifest.get("people"), manifest.get("templates"), manifest.get("dim")
+    if not isinstance(people, list) or not isinstance(templates, list) or not isinstance(dim, int):
+        raise ArchiveError("the manifest lacks people, templates or dim")
+    if matrix.dtype != np.float32 or matrix.shape != (len(templates), dim) or not np.all(np.isfinite(matrix)):
+        raise ArchiveError(f"embeddings.npy must be float32 ({len(templates)}, {dim}) and finite")
+    ids = set()
+    for p in people:
+        if not (
+            isinstance(p, dict)
+            and isinstance(p.get("id"), str)
+            and _ID.match(p["id"])
+            and isinstance(p.get("name"), str)
+            and p["name"].strip()
+        ):
+            raise ArchiveError(f"bad person entry: {str(p)[:100]}")
+        ids.add(p["id"])
+    for t in templates:
+        if not (
+            isinstance(t, dict)
+            and isinstance(t.get("id"), str)
+            and _ID.match(t["id"])
+            and t.get("person") in ids
+            and isinstance(t.get("model_id"), str)
+        ):
+            raise ArchiveError(f"bad template entry: {str(t)[:100]}")
+    return manifest, matrix, chips
+
+
+def import_archive(
+    store: Store,
+    path: Path,
+    collection: str = DEFAULT_COLLECTION,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> tuple[int, int]:
+    """Import an archive into a collection; returns (people added, templates added).
+
+    ``replace`` empties the collection first; otherwise people and templates whose ids
+    exist already are skipped (merge). All of it is one transaction.
+    """
+    manifest, matrix, chips = _load(path)
+    dim = manifest["dim"]
+    added_people = added_templates = 0
+    with store.transaction() as session:
+        coll = store.collection_row(session, collection)
+        if replace:
+            person_ids = select(PersonRow.id).where(PersonRow.collection_id == coll.id)
+            session.execute(delete(TemplateRow).where(TemplateRow.person_id.in_(person_ids)))
+            session.execute(delete(PersonRow).where(PersonRow.collection_id == coll.id))
+        rows: dict[str, int] = dict(
+            session.execute(select(PersonRow.public_id, PersonRow.id).where(PersonRow.collection_id == coll.id)).all()
+        )
+        elsewhere = session.scalars(
+            select(PersonRow.public_id).where(
+                PersonRow.public_id.in_([p["id"] for p in manifest["people"]]), PersonRow.collection_id != coll.id
+            )
+        ).first()
+        if elsewhere:
+            raise ArchiveError(f"person {elsewhere} belongs to another collection", code="id_conflict")
+        for p in manifest["people"]:
+            if p["id"] in rows:
+                continue
+            if session.scalar(
+                select(PersonRow.id).where(PersonRow.collection_id == coll.id, PersonRow.name == p["name"])
+            ):
+                raise ArchiveError(f"a different person named {p['name']!r} exists already", code="duplicate_name")
+            row = PersonRow(
+                public_id=p["id"],
+                collection_id=coll.id,
+                name=p["name"].strip(),
+                meta=p.get("metadata") or {},
+                external_ref_hash=p.get("external_ref_hash"),
+            )
+            session.add(row)
+            session.flush()
+            rows[p["id"]] = row.id
+            added_people += 1
+        existing = set(
+            session.scalars(
+                select(TemplateRow.public_id).where(TemplateRow.public_id.in_([t["id"] for t in manifest["templates"]]))
+            )
+        )
+        total = len(manifest["templates"])
+        for i, t in enumerate(manifest["templates"]):
+            if t["id"] not in existing:
+                vector = matrix[i] / max(float(np.linalg.norm(matrix[i])), 1e-12)
+                session.add(
+                    TemplateRow(
+                        public_id=t["id"],
+                        person_id=rows[t["person"]],
+                        model_id=t["model_id"],
+                        dim=dim,
+                        embedding=vector.astype("<f4").tobytes(),
+                        quality=float(t.get("quality", 1.0)),
+                        source=str(t.get("source", ""))[:500],
+                        chip_jpeg=chips.get(t["id"]),
+                    )
+                )
+                added_templates += 1
+            if progress:
+                progress(i + 1, total)
+        store.bump_version(session, coll.id)
+    return added_people, added_templates
