@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -349,6 +350,16 @@ def delete(name: Annotated[str, typer.Argument()], db: DbOpt = None, collection:
     typer.echo(f"deleted {name} ({removed} templates)")
 
 
+@contextlib.contextmanager
+def _progress_bar(label: str):
+    """A transient progress bar; yields the ``(done, total)`` callback the store functions take."""
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
 @app.command("export")
 def export_cmd(
     archive: Annotated[Path, typer.Argument(help="The ZIP archive to write.")],
@@ -356,17 +367,12 @@ def export_cmd(
     collection: CollectionOpt = "default",
 ) -> None:
     """Export a collection (people, templates, chips) to a portable archive."""
-    from rich.progress import Progress
-
     from facegate.store.archive import export_collection
 
     try:
         store = _store(db)
-        with Progress(transient=True) as progress:
-            task = progress.add_task("exporting", total=None)
-            count = export_collection(
-                store, archive, collection, lambda done, total: progress.update(task, completed=done, total=total)
-            )
+        with _progress_bar("exporting") as report:
+            count = export_collection(store, archive, collection, report)
     except FacegateError as exc:
         raise _fail(exc) from exc
     typer.echo(f"exported {count} templates of collection {collection!r} -> {archive}")
@@ -380,21 +386,12 @@ def import_archive_cmd(
     replace: Annotated[bool, typer.Option("--replace", help="Empty the collection first (default: merge).")] = False,
 ) -> None:
     """Import an exported archive into a collection, all or nothing."""
-    from rich.progress import Progress
-
     from facegate.store.archive import import_archive
 
     try:
         store = _store(db)
-        with Progress(transient=True) as progress:
-            task = progress.add_task("importing", total=None)
-            people, templates = import_archive(
-                store,
-                archive,
-                collection,
-                replace,
-                lambda done, total: progress.update(task, completed=done, total=total),
-            )
+        with _progress_bar("importing") as report:
+            people, templates = import_archive(store, archive, collection, replace, report)
     except FacegateError as exc:
         raise _fail(exc) from exc
     typer.echo(f"imported {people} people and {templates} templates into collection {collection!r}")
