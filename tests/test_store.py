@@ -194,3 +194,28 @@ def test_writes_from_other_processes_are_visible_within_a_second(store, faces, e
     store.delete_person(person.id)
     assert live.refresh() and live.gallery.template_count == 3
     assert not live.refresh()  # nothing changed since
+
+
+def test_move_templates_fixes_a_wrong_enrolment(store, faces, engine):
+    # Tony Blair's photos enrolled under Hugo Chavez by mistake, one correct template each
+    chavez = store.enroll(
+        "Hugo_Chavez",
+        [NewTemplate(faces["Hugo_Chavez"][0])] + [NewTemplate(v) for v in faces["Tony_Blair"][:2]],
+        model_id=engine.model_id,
+    )
+    blair = store.enroll("Tony_Blair", [NewTemplate(faces["Tony_Blair"][2])], model_id=engine.model_id)
+    wrong = [t.id for t in store.load_gallery(engine.model_id).templates_of(chavez.id)][1:]
+    with pytest.raises(GalleryError) as err:
+        store.move_templates([*wrong, "t_missing_template"], blair.id)
+    assert err.value.code == "template_not_found"
+    assert store.move_templates(wrong, blair.id) == 2
+    gallery = store.load_gallery(engine.model_id)
+    assert len(gallery.templates_of(chavez.id)) == 1 and len(gallery.templates_of(blair.id)) == 3
+    assert gallery.identify(faces["Tony_Blair"][3][None])[0].name == "Tony_Blair"
+    store.create_collection("other")
+    elsewhere = store.enroll(
+        "X", [NewTemplate(faces["George_W_Bush"][0])], model_id=engine.model_id, collection="other"
+    )
+    with pytest.raises(GalleryError) as err:
+        store.move_templates(wrong[:1], elsewhere.id)
+    assert err.value.code == "cross_collection"

@@ -207,6 +207,26 @@ class Store:
             session.execute(delete(TemplateRow).where(TemplateRow.id == row.id))
             self.bump_version(session, row.collection_id)
 
+    def move_templates(self, template_ids: list[str], to_person_id: str) -> int:
+        """Move templates to another person of the same collection (fixes a wrong enrolment)."""
+        with self._sessions.begin() as session:
+            target = self._person(session, to_person_id)
+            rows = session.execute(
+                select(TemplateRow, PersonRow.collection_id)
+                .join(PersonRow)
+                .where(TemplateRow.public_id.in_(template_ids))
+            ).all()
+            found = {t.public_id for t, _ in rows}
+            missing = [t for t in template_ids if t not in found]
+            if missing:
+                raise GalleryError(f"no template with id {missing[0]!r}", code="template_not_found")
+            if any(coll != target.collection_id for _, coll in rows):
+                raise GalleryError("templates can only move within their collection", code="cross_collection")
+            for template, _ in rows:
+                template.person_id = target.id
+            self.bump_version(session, target.collection_id)
+        return len(rows)
+
     def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
         """The person enrolled with this external reference, looked up by its keyed hash."""
         with self._sessions() as session:
