@@ -123,7 +123,7 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     url = f"sqlite:///{tmp_path / 'f.db'}"
     first = facegate("db", "upgrade", "--url", url)
     again = facegate("db", "upgrade", "--url", url)
-    assert "revision 0002" in first.stdout and "revision 0002" in again.stdout
+    assert "revision 0003" in first.stdout and "revision 0003" in again.stdout
 
 
 def test_chips_are_stored_unless_turned_off(db_url, tmp_path):
@@ -150,3 +150,11 @@ def test_export_and_import_archive(db_url, tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     res = facegate("import-archive", str(tmp_path / "bad.zip"), "--db", fresh, check=False)
     assert res.returncode == 2 and "archive_invalid" in res.stderr
+
+
+def test_reembed_command(db_url, tmp_path):
+    url = copy_db(db_url, tmp_path)
+    assert "added 9 dlib_resnet_v1+flip templates" in facegate("--flip", "reembed", "--db", url).stdout
+    assert "added 0 " in facegate("--flip", "reembed", "--db", url).stdout
+    out = facegate("--flip", "identify", str(photos(ENROLLED[0])[3]), "--db", url, "--json")
+    assert json.loads(out.stdout)["faces"][0]["name"] == ENROLLED[0]

@@ -42,15 +42,15 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO collections (name, created_at) VALUES ('default', 0)"))
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     assert Store(engine).version() == 0
     assert Store(engine).collections() == ["default"]
 
 
 def test_migrations_apply_and_are_idempotent(store):
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
 
 
 def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):
@@ -219,3 +219,31 @@ def test_move_templates_fixes_a_wrong_enrolment(store, faces, engine):
     with pytest.raises(GalleryError) as err:
         store.move_templates(wrong[:1], elsewhere.id)
     assert err.value.code == "cross_collection"
+
+
+def test_reembed_from_stored_chips(store, engine):
+    import cv2
+
+    from facegate.store.reembed import pending, reembed
+    from facegate.vision.engine import EngineConfig, FaceEngine
+
+    for name in ENROLLED:
+        faces_ = [engine.analyze(p, max_faces=1, keep_chips=True)[0] for p in photos(name)[:3]]
+        chips = [cv2.imencode(".jpg", cv2.cvtColor(f.chip, cv2.COLOR_RGB2BGR))[1].tobytes() for f in faces_]
+        store.enroll(
+            name,
+            [NewTemplate(f.embedding, chip_jpeg=c) for f, c in zip(faces_, chips, strict=True)],
+            model_id=engine.model_id,
+        )
+    new_engine = FaceEngine(EngineConfig(flip=True))  # another embedding space: dlib_resnet_v1+flip
+    assert len(pending(store, new_engine.model_id)) == 12
+    old = store.load_gallery(engine.model_id)
+    seen = []
+    assert reembed(store, new_engine, progress=lambda d, t: seen.append((d, t))) == 12
+    assert seen[-1] == (12, 12)
+    assert pending(store, new_engine.model_id) == [] and reembed(store, new_engine) == 0  # resumable
+    fresh = store.load_gallery(new_engine.model_id)
+    assert fresh.template_count == 12 and store.load_gallery(engine.model_id).template_count == old.template_count
+    for name in ENROLLED:
+        probe = new_engine.analyze(photos(name)[3], max_faces=1)[0].embedding[None]
+        assert fresh.identify(probe)[0].name == name

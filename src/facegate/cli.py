@@ -397,6 +397,21 @@ def import_archive_cmd(
     typer.echo(f"imported {people} people and {templates} templates into collection {collection!r}")
 
 
+@app.command()
+def reembed(db: DbOpt = None, collection: CollectionOpt = "default") -> None:
+    """Recompute templates of other embedding models with this engine, from their stored chips."""
+    from facegate.store.reembed import reembed as recompute
+
+    engine = _engine()
+    try:
+        store = _store(db)
+        with _progress_bar("re-embedding") as report:
+            added = recompute(store, engine, collection, report)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"added {added} {engine.model_id} templates in collection {collection!r}")
+
+
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -70,7 +70,11 @@ class TemplateRow(Base):
     """One face template: an embedding, where it came from, and optionally the aligned chip."""
 
     __tablename__ = "templates"
-    __table_args__ = (Index("ix_templates_person", "person_id"), Index("ix_templates_model", "model_id"))
+    __table_args__ = (
+        Index("ix_templates_person", "person_id"),
+        Index("ix_templates_model", "model_id"),
+        Index("ix_templates_origin", "origin_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
@@ -81,6 +85,8 @@ class TemplateRow(Base):
     quality: Mapped[float] = mapped_column(Float, default=1.0, nullable=False)
     source: Mapped[str] = mapped_column(String(500), default="", nullable=False)
     chip_jpeg: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # public id of the template this one was recomputed from (facegate reembed), if any
+    origin_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
 
     person: Mapped[PersonRow] = relationship(back_populates="templates")
