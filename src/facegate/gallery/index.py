@@ -15,9 +15,9 @@ from facegate.vision.errors import FacegateError
 
 # Below this many multiply-adds a search runs on one BLAS thread. OpenBLAS would split
 # even a small product over its threads, which then busy-wait after the call and take the
-# cores from the next frame's detector and embedder (measured: a 5-face 640x480 frame went
-# from 33 ms to 67-81 ms in bench/speed.py). Larger searches are memory-bound and use
-# every BLAS thread (100k templates: 5.6 ms on one thread, 2.8 ms on two).
+# cores from the next frame's detector and embedder (bench/speed.py: a 5-face 640x480 frame
+# took 67 ms with BLAS threads, 28 ms with one). Larger searches are memory-bound and do
+# better on every BLAS thread.
 SINGLE_THREAD_MACS = 4_000_000
 
 
