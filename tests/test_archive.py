@@ -73,6 +73,14 @@ def _rewrite(path, out, change):
     return out
 
 
+def _npy(array) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
 def _manifest(members, edit):
     manifest = json.loads(members["manifest.json"])
     edit(manifest)
@@ -89,6 +97,7 @@ def _manifest(members, edit):
         lambda m: _manifest(m, lambda x: x["templates"][0].__setitem__("person", "p_nobody_here")),
         lambda m: _manifest(m, lambda x: x["people"][0].__setitem__("id", "../../etc/passwd")),
         lambda m: m.__setitem__("embeddings.npy", b"\x93NUMPY garbage"),
+        lambda m: m.__setitem__("embeddings.npy", _npy(np.zeros((12, 128), np.float32))),  # zero vectors
     ],
 )
 def test_corrupt_archives_are_refused_and_change_nothing(enrolled_archive, target, engine, tmp_path, damage):

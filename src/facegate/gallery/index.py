@@ -42,6 +42,25 @@ class GalleryError(FacegateError):
     code = "gallery_error"
 
 
+def unit_embeddings(embeddings: np.ndarray, dim: int) -> np.ndarray:
+    """Embeddings (N, dim) or (dim,) as unit-length float32 rows (N, dim).
+
+    Raises ``GalleryError``: ``bad_embedding_dim`` for another shape, ``bad_embedding``
+    for NaN, infinity or a zero vector.
+    """
+    arr = np.asarray(embeddings, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise GalleryError(f"embeddings must have shape (N, {dim}); got {arr.shape}", code="bad_embedding_dim")
+    if not np.all(np.isfinite(arr)):
+        raise GalleryError("embeddings contain NaN or infinity", code="bad_embedding")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    if np.any(norms < 1e-6):
+        raise GalleryError("an embedding has zero length", code="bad_embedding")
+    return arr / norms
+
+
 def new_id(prefix: str) -> str:
     """An opaque, URL-safe public id such as ``p_3fJ2k9QxTbY``."""
     return f"{prefix}_{secrets.token_urlsafe(9)}"
@@ -195,17 +214,7 @@ class Gallery:
             self._matrix = np.zeros((0, self.dim), np.float32)
 
     def _validate(self, embeddings: np.ndarray) -> np.ndarray:
-        arr = np.asarray(embeddings, dtype=np.float32)
-        if arr.ndim == 1:
-            arr = arr[None]
-        if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise GalleryError(f"embeddings must have shape (N, {self.dim}); got {arr.shape}", code="bad_embedding_dim")
-        if not np.all(np.isfinite(arr)):
-            raise GalleryError("embeddings contain NaN or infinity", code="bad_embedding")
-        norms = np.linalg.norm(arr, axis=1, keepdims=True)
-        if np.any(norms < 1e-6):
-            raise GalleryError("an embedding has zero length", code="bad_embedding")
-        return arr / norms
+        return unit_embeddings(embeddings, self.dim)
 
     # ----------------------------------------------------------------- search
 

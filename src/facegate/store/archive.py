@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, contains_eager
 
-from facegate.gallery.index import GalleryError
+from facegate.gallery.index import GalleryError, unit_embeddings
 from facegate.store.repository import DEFAULT_COLLECTION, Store
 from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
 
@@ -130,8 +130,12 @@ def _load(path: Path) -> tuple[dict, np.ndarray, dict[str, bytes]]:
     people, templates, dim = manifest.get("people"), manifest.get("templates"), manifest.get("dim")
     if not isinstance(people, list) or not isinstance(templates, list) or not isinstance(dim, int):
         raise ArchiveError("the manifest lacks people, templates or dim")
-    if matrix.dtype != np.float32 or matrix.shape != (len(templates), dim) or not np.all(np.isfinite(matrix)):
-        raise ArchiveError(f"embeddings.npy must be float32 ({len(templates)}, {dim}) and finite")
+    if matrix.dtype != np.float32 or matrix.shape != (len(templates), dim):
+        raise ArchiveError(f"embeddings.npy must be float32 ({len(templates)}, {dim})")
+    try:
+        matrix = unit_embeddings(matrix, dim) if len(matrix) else matrix
+    except GalleryError as exc:
+        raise ArchiveError(f"embeddings.npy: {exc.message}") from None
     ids = set()
     for p in people:
         if not (
@@ -212,7 +216,7 @@ def import_archive(
         total = len(manifest["templates"])
         for i, t in enumerate(manifest["templates"]):
             if t["id"] not in existing:
-                vector = matrix[i] / max(float(np.linalg.norm(matrix[i])), 1e-12)
+                vector = matrix[i]
                 session.add(
                     TemplateRow(
                         public_id=t["id"],

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facegate.gallery.index import Gallery, GalleryError, Person, Template, new_id
+from facegate.gallery.index import Gallery, GalleryError, Person, Template, new_id, unit_embeddings
 from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
 
 DEFAULT_COLLECTION = "default"
@@ -32,12 +32,8 @@ class NewTemplate:
 
 
 def _encode(vector: np.ndarray, dim: int) -> bytes:
-    arr = np.asarray(vector, dtype="<f4").reshape(-1)
-    if arr.size != dim:
-        raise GalleryError(f"embedding has {arr.size} values; this model makes {dim}", code="bad_embedding_dim")
-    if not np.all(np.isfinite(arr)) or float(np.linalg.norm(arr)) < 1e-6:
-        raise GalleryError("embedding is zero, NaN or infinite", code="bad_embedding")
-    return (arr / np.linalg.norm(arr)).astype("<f4").tobytes()
+    """One embedding as the stored bytes: unit length, little-endian float32."""
+    return unit_embeddings(vector, dim)[0].astype("<f4").tobytes()
 
 
 class Store:
