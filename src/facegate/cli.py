@@ -116,15 +116,18 @@ def _chip_jpeg(chip) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _save_faces(store, engine, name: str, found, collection: str, chips: bool) -> int:
-    """Add the faces to the person called ``name`` (created if new), in one transaction."""
+def _save_faces(store, engine, name: str, found, collection: str, chips: bool, person=None) -> int:
+    """Add the faces to the person called ``name`` (created if new), in one transaction.
+
+    ``person``: that person when the caller has looked them up already.
+    """
     from facegate.store.repository import NewTemplate
 
     templates = [
         NewTemplate(face.embedding, face.quality.score, str(path), _chip_jpeg(face.chip) if chips else None)
         for path, face in found
     ]
-    person = store.find_by_name(name, collection)
+    person = person or store.find_by_name(name, collection)
     if person is not None:
         return store.add_templates(person.id, templates, model_id=engine.model_id)
     store.enroll(name, templates, model_id=engine.model_id, collection=collection)
@@ -208,7 +211,7 @@ def import_dir(
                     skipped += len(skipped_one)
                     progress.advance(task)
                 if found:
-                    templates += _save_faces(store, engine, name, found, collection, chips)
+                    templates += _save_faces(store, engine, name, found, collection, chips, person)
                     enrolled += 1
     except FacegateError as exc:
         raise _fail(exc) from exc
