@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facegate.gallery.decision import Candidate, Decision, MatchPolicy
+from facegate.gallery.quantized import QuantizedMatrix
 from facegate.vision.errors import FacegateError
 
 # Below this many multiply-adds a search runs on one BLAS thread. OpenBLAS would split
@@ -19,6 +20,10 @@ from facegate.vision.errors import FacegateError
 # took 67 ms with BLAS threads, 28 ms with one). Larger searches are memory-bound and do
 # better on every BLAS thread.
 SINGLE_THREAD_MACS = 4_000_000
+
+# From this many templates searches shortlist by an int8 copy first (bench/store.py: at 100k
+# 0.97 ms float32 vs 0.4 ms for the int8 product; below ~20k the float32 product is as fast).
+QUANTIZED_MIN_TEMPLATES = 20_000
 
 
 @functools.cache
@@ -101,6 +106,7 @@ class Gallery:
         self._people: dict[str, Person] = {}
         self._templates: list[Template] = []
         self._matrix = np.zeros((0, dim), np.float32)
+        self._quantized: QuantizedMatrix | None = None  # of ``_matrix``, built on first search
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- people
@@ -186,6 +192,7 @@ class Gallery:
             new = [Template(new_id("t"), person_id, vectors[i], float(qualities[i]), sources[i]) for i in range(n)]
             self._templates = self._templates + new
             self._matrix = np.concatenate([self._matrix, vectors])
+            self._quantized = None
             return new
 
     def remove_template(self, template_id: str) -> Template:
@@ -208,6 +215,7 @@ class Gallery:
 
     def _rebuild(self, templates: list[Template]) -> None:
         self._templates = templates
+        self._quantized = None
         if templates:
             self._matrix = np.ascontiguousarray(np.stack([t.embedding for t in templates]).astype(np.float32))
         else:
@@ -218,35 +226,74 @@ class Gallery:
 
     # ----------------------------------------------------------------- search
 
+    def prepare_search(self) -> None:
+        """Build the int8 prefilter now if this gallery is large enough to use one."""
+        with self._lock:
+            self._prefilter()
+
+    def _prefilter(self) -> QuantizedMatrix | None:
+        """The int8 prefilter of the current matrix (built on first use), or None when small."""
+        if len(self._matrix) < QUANTIZED_MIN_TEMPLATES:
+            return None
+        if self._quantized is None:
+            self._quantized = QuantizedMatrix(self._matrix)
+        return self._quantized
+
     def search(self, queries: np.ndarray, top_k: int = 1) -> list[list[Candidate]]:
-        """Best ``top_k`` distinct people per query, each with their best template's similarity."""
+        """Best ``top_k`` distinct people per query, each with their best template's similarity.
+
+        Exact: large galleries shortlist candidates with an int8 copy and re-score them in
+        float32, falling back to the full product whenever the shortlist cannot prove its
+        answer (see ``facegate.gallery.quantized``).
+        """
         q = self._validate(queries)
         with self._lock:
             matrix, templates, people = self._matrix, self._templates, self._people
             if not templates:
                 return [[] for _ in range(len(q))]
-        sims = similarities(q, matrix)  # (M, T) float32
+            prefilter = self._prefilter()
+        if prefilter is None:
+            return [self._full_search(row, templates, people, top_k) for row in similarities(q, matrix)]
+        shortlist = prefilter.shortlist(q)
+        wanted = min(top_k, len(people))
         out = []
-        for row in sims:
-            if top_k == 1:  # the common case: one pass, no partial sort
-                best = int(row.argmax())
-                pid, sim = templates[best].person_id, float(row[best])
-                out.append([Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))])
-                continue
-            # top candidates by template, then the first occurrence of each person
-            depth = min(len(row), max(8, top_k * 8))
-            idx = np.argpartition(-row, depth - 1)[:depth] if depth < len(row) else np.arange(len(row))
-            idx = idx[np.argsort(-row[idx])]
-            seen: dict[str, Candidate] = {}
-            for i in idx:
-                pid = templates[i].person_id
-                if pid not in seen:
-                    sim = float(row[i])
-                    seen[pid] = Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))
-                    if len(seen) >= top_k:
-                        break
-            out.append(list(seen.values()))
+        for query, rows, ceiling in zip(q, shortlist.indices, shortlist.ceiling, strict=True):
+            found = self._rank(rows, matrix[rows] @ query, templates, people, top_k)
+            if len(found) < wanted or found[-1].similarity <= ceiling:  # not proven: scan everything
+                found = self._full_search(similarities(query[None], matrix)[0], templates, people, top_k)
+            out.append(found)
         return out
+
+    def _full_search(
+        self, sims: np.ndarray, templates: list[Template], people: dict[str, Person], top_k: int
+    ) -> list[Candidate]:
+        """The best ``top_k`` people from every template's similarity (T,)."""
+        if top_k == 1:  # the common case: one pass, no partial sort
+            best = int(sims.argmax())
+            return self._rank(np.array([best]), sims[best : best + 1], templates, people, 1)
+        # the best templates, deeper until they hold top_k people (then those are the best people)
+        depth = max(8, top_k * 8)
+        while True:
+            depth = min(depth, len(sims))
+            rows = np.argpartition(-sims, depth - 1)[:depth] if depth < len(sims) else np.arange(len(sims))
+            found = self._rank(rows, sims[rows], templates, people, top_k)
+            if len(found) >= top_k or depth == len(sims):
+                return found
+            depth *= 4
+
+    def _rank(
+        self, rows: np.ndarray, sims: np.ndarray, templates: list[Template], people: dict[str, Person], top_k: int
+    ) -> list[Candidate]:
+        """The first ``top_k`` distinct people among template ``rows`` scored ``sims``, best first."""
+        seen: dict[str, Candidate] = {}
+        for i in np.argsort(-sims, kind="stable"):
+            pid = templates[rows[i]].person_id
+            if pid not in seen:
+                sim = float(sims[i])
+                seen[pid] = Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))
+                if len(seen) >= top_k:
+                    break
+        return list(seen.values())
 
     def identify(self, embeddings: np.ndarray, top_k: int = 0) -> list[Decision]:
         """A match/unknown decision per embedding; ``top_k`` candidates included on request."""

@@ -316,4 +316,5 @@ class Store:
             [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people],
             [Template(r.public_id, public[r.person_id], matrix[i], r.quality, r.source) for i, r in enumerate(rows)],
         )
+        gallery.prepare_search()
         return gallery
