@@ -42,15 +42,15 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO collections (name, created_at) VALUES ('default', 0)"))
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     assert Store(engine).version() == 0
     assert Store(engine).collections() == ["default"]
 
 
 def test_migrations_apply_and_are_idempotent(store):
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004"
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004"
 
 
 def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):
@@ -247,3 +247,26 @@ def test_reembed_from_stored_chips(store, engine):
     for name in ENROLLED:
         probe = new_engine.analyze(photos(name)[3], max_faces=1)[0].embedding[None]
         assert fresh.identify(probe)[0].name == name
+
+
+def test_api_keys_are_stored_hashed_scoped_and_revocable(store):
+
+    from facegate.store.keys import KeyStore
+    from facegate.store.schema import ApiKeyRow
+
+    keys = KeyStore(store)
+    key, secret = keys.create("kiosk", ["recognize"])
+    assert keys.authenticate(secret) == keys.list()[0] == keys.authenticate(secret)
+    assert key.allows("recognize") and not key.allows("admin")
+    with store.transaction() as session:
+        assert secret not in session.scalar(select(ApiKeyRow.secret_hash))  # only the hash is kept
+    assert keys.authenticate(secret + "x") is None and keys.authenticate("nonsense") is None
+    with pytest.raises(GalleryError) as err:
+        keys.create("bad", ["root"])
+    assert err.value.code == "invalid_scope"
+    assert keys.active_admin_keys() == 0
+    keys.revoke(key.id)
+    assert keys.authenticate(secret) is None
+    with pytest.raises(GalleryError) as err:
+        keys.revoke("k_missing")
+    assert err.value.code == "key_not_found"

@@ -415,6 +415,88 @@ def reembed(db: DbOpt = None, collection: CollectionOpt = "default") -> None:
     typer.echo(f"added {added} {engine.model_id} templates in collection {collection!r}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1; $FACEGATE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000; $FACEGATE_PORT).")] = None,
+    db: DbOpt = None,
+    auth: Annotated[
+        str | None, typer.Option(help="auto (keys required beyond loopback), required or off; $FACEGATE_AUTH.")
+    ] = None,
+    cors: Annotated[str | None, typer.Option(help="Allowed CORS origins, comma-separated (default: none).")] = None,
+    threshold: ThresholdOpt = None,
+) -> None:
+    """Run the REST and WebSocket service (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from facegate.api.app import create_app
+    from facegate.api.settings import Settings
+
+    try:
+        settings = Settings.from_env(
+            host=host,
+            port=port,
+            database_url=db,
+            auth=auth,
+            cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()) if cors else None,
+            match_threshold=threshold,
+            flip=_state.flip or None,
+        )
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"facegate {settings.host}:{settings.port}: docs at http://{settings.host}:{settings.port}/docs")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=settings.max_stream_frame_bytes + 1024,
+    )
+
+
+keys_app = typer.Typer(help="API keys of the service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keys(db: str | None):
+    from facegate.store.keys import KeyStore
+
+    return KeyStore(_store(db))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for.")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="admin and/or recognize (repeatable).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Create an API key; its secret is printed once."""
+    try:
+        key, secret = _keys(db).create(name, scope or ["recognize"])
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"{key.id}  {key.name}  scopes={','.join(key.scopes)}")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOpt = None) -> None:
+    """List API keys (never their secrets)."""
+    for key in _keys(db).list():
+        state = "revoked" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.name}  scopes={','.join(key.scopes)}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument()], db: DbOpt = None) -> None:
+    """Revoke an API key; it stops working at once."""
+    try:
+        key = _keys(db).revoke(key_id)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"revoked {key.id} ({key.name})")
+
+
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

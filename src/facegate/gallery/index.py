@@ -295,6 +295,14 @@ class Gallery:
                     break
         return list(seen.values())
 
+    def best_similarity(self, person_id: str, embedding: np.ndarray) -> float | None:
+        """The similarity of an embedding to a person's closest template (None without templates)."""
+        query = self._validate(embedding)[0]
+        with self._lock:
+            matrix, templates = self._matrix, self._templates
+        rows = [i for i, t in enumerate(templates) if t.person_id == person_id]
+        return float((matrix[rows] @ query).max()) if rows else None
+
     def identify(self, embeddings: np.ndarray, top_k: int = 0) -> list[Decision]:
         """A match/unknown decision per embedding; ``top_k`` candidates included on request."""
         if len(embeddings) == 0:

@@ -31,6 +31,32 @@ class NewTemplate:
     chip_jpeg: bytes | None = None
 
 
+@dataclass(frozen=True)
+class PersonRecord:
+    """A stored person as clients see it: public id, name, metadata and template count."""
+
+    id: str
+    name: str
+    collection: str
+    metadata: dict
+    template_count: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class TemplateRecord:
+    """A stored template's description (not its embedding)."""
+
+    id: str
+    person_id: str
+    model_id: str
+    quality: float
+    source: str
+    has_chip: bool
+    created_at: float
+
+
 def _encode(vector: np.ndarray, dim: int) -> bytes:
     """One embedding as the stored bytes: unit length, little-endian float32."""
     return unit_embeddings(vector, dim)[0].astype("<f4").tobytes()
@@ -105,6 +131,24 @@ class Store:
         with self._sessions() as session:
             return list(session.scalars(select(CollectionRow.name).order_by(CollectionRow.name)))
 
+    def delete_collection(self, name: str) -> int:
+        """Erase a collection with its people, templates and chips; returns how many people went.
+
+        The ``default`` collection cannot be deleted.
+        """
+        if name == DEFAULT_COLLECTION:
+            raise GalleryError("the default collection cannot be deleted", code="collection_protected")
+        with self._sessions.begin() as session:
+            coll = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
+            if coll is None:
+                raise GalleryError(f"no collection named {name!r}", code="collection_not_found")
+            people = select(PersonRow.id).where(PersonRow.collection_id == coll.id)
+            count = session.scalar(select(func.count()).select_from(people.subquery())) or 0
+            session.execute(delete(TemplateRow).where(TemplateRow.person_id.in_(people)))
+            session.execute(delete(PersonRow).where(PersonRow.collection_id == coll.id))
+            session.delete(coll)
+        return int(count)
+
     # ----------------------------------------------------------------- people
 
     def enroll(
@@ -119,11 +163,33 @@ class Store:
         external_ref: str | None = None,
     ) -> Person:
         """Create a person with their templates in one transaction (all or nothing)."""
+        if not templates:
+            raise GalleryError("enrolment needs at least one face template", code="no_templates")
+        return self.create_person(
+            name,
+            templates,
+            model_id=model_id,
+            dim=dim,
+            collection=collection,
+            metadata=metadata,
+            external_ref=external_ref,
+        )
+
+    def create_person(
+        self,
+        name: str,
+        templates: list[NewTemplate] = (),
+        *,
+        model_id: str = "",
+        dim: int = 128,
+        collection: str = DEFAULT_COLLECTION,
+        metadata: dict | None = None,
+        external_ref: str | None = None,
+    ) -> Person:
+        """Create a person, with no templates yet or with some (one transaction either way)."""
         name = name.strip()
         if not name:
             raise GalleryError("a person needs a non-empty name", code="invalid_name")
-        if not templates:
-            raise GalleryError("enrolment needs at least one face template", code="no_templates")
         encoded = [_encode(t.embedding, dim) for t in templates]  # validate before writing
         try:
             with self._sessions.begin() as session:
@@ -242,6 +308,112 @@ class Store:
                 select(PersonRow).join(CollectionRow).where(CollectionRow.name == collection, PersonRow.name == name)
             )
             return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+
+    def _record(self, session: Session, row: PersonRow, collection: str | None = None) -> PersonRecord:
+        count = session.scalar(select(func.count()).where(TemplateRow.person_id == row.id)) or 0
+        if collection is None:
+            collection = session.scalar(select(CollectionRow.name).where(CollectionRow.id == row.collection_id))
+        return PersonRecord(
+            row.public_id, row.name, collection, dict(row.meta or {}), int(count), row.created_at, row.updated_at
+        )
+
+    def get_person(self, person_id: str) -> PersonRecord:
+        """One person by public id; ``GalleryError(code='person_not_found')`` if there is none."""
+        with self._sessions() as session:
+            return self._record(session, self._person(session, person_id))
+
+    def list_people(
+        self, collection: str = DEFAULT_COLLECTION, *, offset: int = 0, limit: int = 50, name_contains: str = ""
+    ) -> tuple[list[PersonRecord], int]:
+        """A page of a collection's people by name (optionally whose name contains a text), and the total."""
+        with self._sessions() as session:
+            coll = session.scalar(select(CollectionRow).where(CollectionRow.name == collection))
+            if coll is None:
+                raise GalleryError(f"no collection named {collection!r}", code="collection_not_found")
+            where = [PersonRow.collection_id == coll.id]
+            if name_contains:
+                escaped = name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                where.append(func.lower(PersonRow.name).like(f"%{escaped}%", escape="\\"))
+            total = session.scalar(select(func.count()).select_from(PersonRow).where(*where)) or 0
+            rows = session.execute(
+                select(PersonRow, func.count(TemplateRow.id))
+                .outerjoin(TemplateRow)
+                .where(*where)
+                .group_by(PersonRow.id)
+                .order_by(PersonRow.name, PersonRow.id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+            records = [
+                PersonRecord(p.public_id, p.name, collection, dict(p.meta or {}), int(n), p.created_at, p.updated_at)
+                for p, n in rows
+            ]
+            return records, int(total)
+
+    def update_person(
+        self,
+        person_id: str,
+        *,
+        name: str | None = None,
+        metadata: dict | None = None,
+        external_ref: str | None = None,
+    ) -> PersonRecord:
+        """Change a person's name, metadata (replaced whole) or external reference ("" clears it)."""
+        try:
+            with self._sessions.begin() as session:
+                person = self._person(session, person_id)
+                if name is not None:
+                    name = name.strip()
+                    if not name:
+                        raise GalleryError("a person needs a non-empty name", code="invalid_name")
+                    person.name = name
+                if metadata is not None:
+                    person.meta = dict(metadata)
+                if external_ref is not None:
+                    person.external_ref_hash = self.external_ref_hash(external_ref) if external_ref.strip() else None
+                session.flush()
+                self.bump_version(session, person.collection_id)
+                return self._record(session, person)
+        except IntegrityError:
+            raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
+
+    def templates(self, person_id: str) -> list[TemplateRecord]:
+        """A person's templates, oldest first."""
+        with self._sessions() as session:
+            person = self._person(session, person_id)
+            rows = session.execute(
+                select(
+                    TemplateRow.public_id,
+                    TemplateRow.model_id,
+                    TemplateRow.quality,
+                    TemplateRow.source,
+                    TemplateRow.chip_jpeg.is_not(None),
+                    TemplateRow.created_at,
+                )
+                .where(TemplateRow.person_id == person.id)
+                .order_by(TemplateRow.id)
+            ).all()
+            return [TemplateRecord(r[0], person_id, r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    def template_owner(self, template_id: str) -> tuple[str, str] | None:
+        """(person id, collection name) of a template, or None if there is no such template."""
+        with self._sessions() as session:
+            row = session.execute(
+                select(PersonRow.public_id, CollectionRow.name)
+                .select_from(TemplateRow)
+                .join(PersonRow)
+                .join(CollectionRow)
+                .where(TemplateRow.public_id == template_id)
+            ).first()
+            return (row[0], row[1]) if row else None
+
+    def template_chip(self, template_id: str) -> bytes | None:
+        """The stored aligned-face JPEG of a template (None when chips are not stored)."""
+        with self._sessions() as session:
+            row = session.execute(select(TemplateRow.chip_jpeg).where(TemplateRow.public_id == template_id)).first()
+            if row is None:
+                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
+            return row[0]
 
     def template_sources(self, person_id: str, model_id: str) -> set[str]:
         """Where a person's templates of one model came from (what an interrupted import stored)."""

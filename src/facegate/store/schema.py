@@ -90,3 +90,18 @@ class TemplateRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
 
     person: Mapped[PersonRow] = relationship(back_populates="templates")
+
+
+class ApiKeyRow(Base):
+    """An API key of the service. Only a SHA-256 of the secret is kept; ``scopes`` is space-separated."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    scopes: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,0 +1,1 @@
+"""The facegate service: REST and WebSocket API (FastAPI), served by ``facegate serve``."""

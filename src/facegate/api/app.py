@@ -1,0 +1,121 @@
+"""The FastAPI application: wiring of settings, service, scheduler, routes, limits and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facegate import __version__
+from facegate.api import problems, routes_people, routes_recognition, routes_system, stream
+from facegate.api.metrics import Metrics
+from facegate.api.problems import ApiError
+from facegate.api.scheduler import FairScheduler
+from facegate.api.service import FaceService
+from facegate.api.settings import Settings
+
+log = logging.getLogger("facegate.api")
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes: by Content-Length up front, else while reading."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = problems.problem(
+                413, "request_too_large", f"the body is {int(declared)} bytes; the limit is {self.limit}"
+            )
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise ApiError(f"the body is over the limit of {self.limit} bytes", code="request_too_large")
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def _first_admin_key(service: FaceService) -> None:
+    """When keys are required and none can administer, create one and print it once."""
+    if service.keys.active_admin_keys():
+        return
+    key, secret = service.keys.create("first admin key", ["admin"])
+    banner = "=" * 72
+    print(
+        f"\n{banner}\nfacegate: API keys are required. First admin key (shown once, store it now):\n\n"
+        f"    {secret}\n\nUse it as 'Authorization: Bearer <key>'; manage keys with 'facegate keys'.\n{banner}\n",
+        flush=True,
+    )
+    log.info("created the first admin key %s", key.id)
+
+
+def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAPI:
+    """The facegate ASGI app. ``warm`` loads the models in the background at start."""
+    settings = settings or Settings.from_env()
+    metrics = Metrics.create()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = await asyncio.to_thread(FaceService, settings)
+        scheduler = FairScheduler(settings.inference_threads, on_drop=metrics.frames_dropped.inc)
+        await scheduler.start()
+        app.state.service, app.state.scheduler, app.state.metrics = service, scheduler, metrics
+        if settings.auth_required:
+            await asyncio.to_thread(_first_admin_key, service)
+        warming = asyncio.create_task(scheduler.run(service.warmup)) if warm else None
+        if not warm:
+            service.ready = True
+        try:
+            yield
+        finally:
+            if warming:
+                warming.cancel()
+            await scheduler.stop()
+            service.store.engine.dispose()
+
+    app = FastAPI(
+        title="facegate",
+        version=__version__,
+        description="Self-hosted face recognition: enrol people, recognise faces in images and streams.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def _timing(request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.requests.labels(request.method, getattr(route, "path", "unmatched"), response.status_code).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    for router in (routes_system.router, routes_system.keys, routes_people.router, routes_recognition.router):
+        app.include_router(router)
+    app.include_router(stream.router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    return app

@@ -1,0 +1,48 @@
+"""API-key authentication: ``Authorization: Bearer <key>`` or ``X-API-Key``, checked per scope.
+
+Keys are required when the server is bound beyond loopback (or ``FACEGATE_AUTH=required``);
+on loopback without keys every call is allowed, but a key that is sent is still checked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from facegate.api.problems import ApiError
+from facegate.store.keys import ApiKey
+
+bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer fgk_...`")
+header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+
+
+async def check_key(request_app, secret: str | None, scope: str) -> ApiKey | None:
+    """The key allowed to act in ``scope``; raises 401/403 ``ApiError`` otherwise."""
+    service = request_app.state.service
+    if not secret:
+        if service.settings.auth_required:
+            raise ApiError("an API key is required (Authorization: Bearer <key>)", code="unauthorized")
+        return None
+    key = await run_in_threadpool(service.keys.authenticate, secret)
+    if key is None:
+        raise ApiError("the API key is unknown or revoked", code="unauthorized")
+    if not key.allows(scope):
+        raise ApiError(f"this API key lacks the {scope!r} scope", code="forbidden")
+    return key
+
+
+def require(scope: str):
+    """A route dependency that lets the call through only with a key holding ``scope`` (or ``admin``)."""
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        api_key: Annotated[str | None, Depends(header_key)],
+    ) -> ApiKey | None:
+        secret = credentials.credentials if credentials else api_key
+        return await check_key(request.app, secret, scope)
+
+    return dependency

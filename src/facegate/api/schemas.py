@@ -1,0 +1,273 @@
+"""Request and response bodies of the REST API (pydantic), and their builders from facegate's types."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from facegate.api.service import Recognition
+from facegate.gallery.decision import Candidate, Decision
+from facegate.store.keys import ApiKey
+from facegate.store.repository import PersonRecord, TemplateRecord
+from facegate.vision.types import Face
+
+NAME = Field(min_length=1, max_length=200)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------- people
+
+
+class PersonCreate(Strict):
+    name: str = NAME
+    metadata: dict = Field(default_factory=dict)
+    external_ref: str | None = Field(default=None, max_length=500, description="e.g. an e-mail; stored only hashed")
+
+
+class PersonUpdate(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict | None = None
+    external_ref: str | None = Field(default=None, max_length=500, description='"" removes it')
+
+
+class PersonOut(BaseModel):
+    id: str
+    name: str
+    collection: str
+    metadata: dict
+    template_count: int
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def of(cls, record: PersonRecord) -> PersonOut:
+        return cls(**record.__dict__)
+
+
+class PeoplePage(BaseModel):
+    items: list[PersonOut]
+    total: int
+    offset: int
+    limit: int
+
+
+# ----------------------------------------------------------------- faces / templates
+
+
+class TemplateOut(BaseModel):
+    id: str
+    person_id: str
+    model_id: str
+    quality: float
+    source: str
+    created_at: float
+    chip_url: str | None = Field(description="the aligned face as a JPEG thumbnail, when chips are stored")
+
+    @classmethod
+    def of(cls, record: TemplateRecord, collection: str) -> TemplateOut:
+        chip = f"/v1/faces/{record.id}/chip?collection={collection}" if record.has_chip else None
+        return cls(
+            id=record.id,
+            person_id=record.person_id,
+            model_id=record.model_id,
+            quality=round(record.quality, 4),
+            source=record.source,
+            created_at=record.created_at,
+            chip_url=chip,
+        )
+
+
+class FileReport(BaseModel):
+    source: str
+    status: Literal["added", "skipped"]
+    code: str | None = None
+    detail: str | None = None
+    quality: float | None = None
+
+
+class FacesAdded(BaseModel):
+    person: PersonOut
+    added: int
+    files: list[FileReport]
+
+
+class TemplateMove(Strict):
+    to_person_id: str = Field(min_length=1, max_length=40)
+
+
+class Base64Images(Strict):
+    images: list[str] = Field(min_length=1, max_length=100, description="base64-encoded images")
+
+
+class Base64Image(Strict):
+    image: str = Field(min_length=1, description="a base64-encoded image")
+
+
+class Base64Pair(Strict):
+    image_a: str = Field(min_length=1)
+    image_b: str | None = Field(default=None, description="or person_id")
+    person_id: str | None = None
+
+
+# ----------------------------------------------------------------- recognition
+
+
+class BoxOut(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class QualityOut(BaseModel):
+    score: float
+    reasons: list[str]
+    size: float
+    sharpness: float
+    brightness: float
+    yaw: float
+    pitch: float
+    roll: float
+
+
+class CandidateOut(BaseModel):
+    person_id: str
+    name: str
+    similarity: float
+    confidence: float
+
+    @classmethod
+    def of(cls, c: Candidate) -> CandidateOut:
+        return cls(
+            person_id=c.person_id, name=c.name, similarity=round(c.similarity, 4), confidence=round(c.confidence, 4)
+        )
+
+
+class DecisionOut(BaseModel):
+    status: Literal["match", "unknown"]
+    person_id: str | None
+    name: str | None
+    similarity: float
+    confidence: float
+
+    @classmethod
+    def of(cls, d: Decision) -> DecisionOut:
+        return cls(
+            status=d.status,
+            person_id=d.person_id,
+            name=d.name,
+            similarity=round(d.similarity, 4),
+            confidence=round(d.confidence, 4),
+        )
+
+
+class FaceOut(BaseModel):
+    box: BoxOut
+    det_score: float
+    landmarks: list[list[float]] = Field(description="dlib's 5 points (x, y): eye corners and nose base")
+    quality: QualityOut | None
+    decision: DecisionOut | None = None
+    candidates: list[CandidateOut] | None = None
+
+    @classmethod
+    def of(cls, face: Face, decision: Decision | None = None) -> FaceOut:
+        b = face.box.to_list()
+        landmarks = (
+            [] if face.landmarks is None else [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks]
+        )
+        return cls(
+            box=BoxOut(x1=b[0], y1=b[1], x2=b[2], y2=b[3]),
+            det_score=round(face.det_score, 4),
+            landmarks=landmarks,
+            quality=QualityOut(**face.quality.to_dict()) if face.quality else None,
+            decision=DecisionOut.of(decision) if decision else None,
+            candidates=[CandidateOut.of(c) for c in decision.candidates] if decision and decision.candidates else None,
+        )
+
+
+class RecognizeOut(BaseModel):
+    width: int
+    height: int
+    collection: str
+    model_id: str
+    threshold: float
+    processing_ms: float
+    faces: list[FaceOut]
+
+    @classmethod
+    def of(cls, r: Recognition, collection: str, model_id: str) -> RecognizeOut:
+        return cls(
+            width=r.width,
+            height=r.height,
+            collection=collection,
+            model_id=model_id,
+            threshold=r.threshold,
+            processing_ms=round(r.processing_ms, 2),
+            faces=[FaceOut.of(f.face, f.decision) for f in r.faces],
+        )
+
+
+class DetectOut(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class VerifyOut(BaseModel):
+    same: bool
+    similarity: float
+    distance: float = Field(description="1 - cosine similarity")
+    confidence: float
+    threshold: float
+    person_id: str | None = None
+
+
+# ----------------------------------------------------------------- collections, keys, system
+
+
+class CollectionCreate(Strict):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class CollectionOut(BaseModel):
+    name: str
+
+
+class KeyCreate(Strict):
+    name: str = NAME
+    scopes: list[Literal["admin", "recognize"]] = Field(min_length=1, max_length=2)
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id,
+            name=key.name,
+            scopes=list(key.scopes),
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="shown once; store it now")
+
+
+class ZipReport(BaseModel):
+    people_created: int
+    people_updated: int
+    templates_added: int
+    files: list[FileReport]

@@ -1,0 +1,188 @@
+"""WebSocket ``/v1/stream``: JPEG frames in, one result per processed frame out.
+
+Protocol (text messages are JSON):
+
+* on connect the server sends ``{"type": "ready", "collection", "model_id", "threshold"}``;
+* each **binary** message is one encoded frame; frames are numbered 1, 2, 3... in the order
+  they arrive, and every answer names its ``frame_id``;
+* a **text** message ``{"type": "options", "collection"?, "threshold"?, "top_k"?, "max_faces"?}``
+  changes the options of the frames that follow (answered by a new ``ready``);
+* answers: ``{"type": "result", "frame_id", "width", "height", "faces", "processing_ms",
+  "queue_ms", "dropped"}``, or ``{"type": "error", "frame_id"?, "code", "detail"}`` after which
+  the stream goes on.
+
+Backpressure: at most one frame per client waits; a newer frame replaces it (``dropped``
+counts them), so results describe recent frames however slow the client or the server.
+Authentication: ``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=`` (browsers cannot
+set headers on a WebSocket); refused connections are closed with code 4401 or 4403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from facegate.api.auth import check_key
+from facegate.api.problems import ApiError
+from facegate.api.scheduler import Slot
+from facegate.api.schemas import FaceOut
+from facegate.store.repository import DEFAULT_COLLECTION
+from facegate.vision.errors import FacegateError
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+OUTBOX_SIZE = 16  # answers waiting for a slow reader; beyond, the oldest are dropped
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    collection: str = DEFAULT_COLLECTION
+    threshold: float | None = None
+    top_k: int = 0
+    max_faces: int | None = None
+
+    def updated(self, message: dict) -> StreamOptions:
+        """These options changed by a control message; raises ``ApiError`` for bad values."""
+        changes = {}
+        if "collection" in message:
+            if not isinstance(message["collection"], str) or not 0 < len(message["collection"]) <= 200:
+                raise ApiError("collection must be a non-empty string", code="invalid_message")
+            changes["collection"] = message["collection"]
+        if "threshold" in message:
+            t = message["threshold"]
+            if t is not None and (not isinstance(t, int | float) or not -1 <= t <= 1):
+                raise ApiError("threshold must be a number in [-1, 1] or null", code="invalid_message")
+            changes["threshold"] = t
+        for name, top in (("top_k", 20), ("max_faces", 1000)):
+            if name in message:
+                v = message[name]
+                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top):
+                    raise ApiError(f"{name} must be an integer in [0, {top}]", code="invalid_message")
+                changes[name] = v
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Frame:
+    frame_id: int
+    data: bytes
+    received: float
+    options: StreamOptions
+
+
+def _secret(ws: WebSocket) -> str | None:
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    app = ws.app
+    service, scheduler, metrics = app.state.service, app.state.scheduler, app.state.metrics
+    await ws.accept()
+    try:
+        await check_key(app, _secret(ws), "recognize")
+    except ApiError as exc:
+        await ws.send_json({"type": "error", "code": exc.code, "detail": exc.message})
+        await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
+        return
+    options = StreamOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
+    outbox: asyncio.Queue = asyncio.Queue(OUTBOX_SIZE)
+
+    def post(message: dict) -> None:
+        if outbox.full():  # the client is not reading: drop the oldest answer
+            with contextlib.suppress(asyncio.QueueEmpty):
+                outbox.get_nowait()
+        outbox.put_nowait(message)
+
+    def process(frame: Frame) -> dict:
+        started = time.monotonic()
+        result = service.recognize(
+            frame.data,
+            collection=frame.options.collection,
+            threshold=frame.options.threshold,
+            max_faces=frame.options.max_faces,
+            top_k=frame.options.top_k,
+        )
+        return {
+            "type": "result",
+            "frame_id": frame.frame_id,
+            "width": result.width,
+            "height": result.height,
+            "faces": [FaceOut.of(f.face, f.decision).model_dump(exclude_none=True) for f in result.faces],
+            "processing_ms": round(result.processing_ms, 2),
+            "queue_ms": round((started - frame.received) * 1000, 2),
+            "statuses": [f.decision.status for f in result.faces],
+        }
+
+    async def deliver(frame: Frame, result: dict | None, error: BaseException | None) -> None:
+        if error is not None:
+            code = error.code if isinstance(error, FacegateError) else "internal_error"
+            detail = error.message if isinstance(error, FacegateError) else "processing failed"
+            if not isinstance(error, FacegateError):
+                log.error("stream frame failed", exc_info=error)
+            post({"type": "error", "frame_id": frame.frame_id, "code": code, "detail": detail})
+            return
+        metrics.count_decisions("stream", result.pop("statuses"))
+        result["dropped"] = slot.dropped
+        post(result)
+
+    async def sender() -> None:
+        while True:
+            message = await outbox.get()
+            await ws.send_text(json.dumps(message, separators=(",", ":")))
+
+    slot = Slot(process=process, deliver=deliver)
+    sending = asyncio.create_task(sender())
+    metrics.streams.inc()
+    frame_id = 0
+    limit = service.settings.max_stream_frame_bytes
+    await ws.send_json(_ready(service, options))
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("bytes") is not None:
+                frame_id += 1
+                data = message["bytes"]
+                if len(data) > limit:
+                    post({"type": "error", "frame_id": frame_id, "code": "frame_too_large", "detail": f"> {limit} B"})
+                    continue
+                await scheduler.offer(slot, Frame(frame_id, data, time.monotonic(), options))
+            else:
+                try:
+                    control = json.loads(message.get("text") or "")
+                    if not isinstance(control, dict) or control.get("type") != "options":
+                        raise ApiError('expected {"type": "options", ...}', code="invalid_message")
+                    options = options.updated(control)
+                    post(_ready(service, options))
+                except (ValueError, ApiError) as exc:
+                    code = exc.code if isinstance(exc, ApiError) else "invalid_message"
+                    post({"type": "error", "code": code, "detail": str(exc)})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        slot.closed = True
+        metrics.streams.dec()
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sending
+
+
+def _ready(service, options: StreamOptions) -> dict:
+    return {
+        "type": "ready",
+        "collection": options.collection,
+        "model_id": service.model_id,
+        "threshold": service.policy_for(options.threshold).threshold,
+    }

@@ -1,0 +1,40 @@
+"""A real facegate server on loopback for the API tests (uvicorn in a thread of the test process)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+import uvicorn
+
+from facegate.api.app import create_app
+from facegate.api.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings):
+    """Serve ``settings`` until the block ends; yields the app (its ``state`` holds the service)."""
+    app = create_app(settings, warm=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=8 * 1024 * 1024)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
