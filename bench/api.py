@@ -75,8 +75,9 @@ async def ws_client(url: str, frame: bytes, seconds: float, fps: float | None, l
             async for raw in ws:
                 msg = json.loads(raw)
                 if msg["type"] == "result":
-                    latencies.append((time.perf_counter() - sent_at.pop(msg["frame_id"])) * 1000)
-                    counts.append(1)
+                    now = time.perf_counter()
+                    latencies.append((now - sent_at.pop(msg["frame_id"])) * 1000)
+                    counts.append(now)
                 else:
                     errors += 1
                 answered.set()
@@ -105,11 +106,14 @@ async def ws_client(url: str, frame: bytes, seconds: float, fps: float | None, l
 
 async def ws_run(url: str, frame: bytes, clients: int, seconds: float, fps: float | None) -> tuple[float, list, int]:
     latencies: list[float] = []
-    counts: list[int] = []
+    answered_at: list[float] = []
     started = time.perf_counter()
-    errors = await asyncio.gather(*(ws_client(url, frame, seconds, fps, latencies, counts) for _ in range(clients)))
-    elapsed = min(time.perf_counter() - started, seconds + 2.0)
-    return len(counts) / elapsed, latencies, sum(errors)
+    errors = await asyncio.gather(
+        *(ws_client(url, frame, seconds, fps, latencies, answered_at) for _ in range(clients))
+    )
+    # frames per second while the clients were sending (answers after the window do not count)
+    in_window = sum(t <= started + seconds for t in answered_at)
+    return in_window / seconds, latencies, sum(errors)
 
 
 def http_run(base: str, frame: bytes, seconds: float) -> tuple[list[float], int]:
