@@ -109,22 +109,16 @@ def _largest_faces(engine, images: list[Path], label: str):
     return found, skipped
 
 
-def _chip_jpeg(chip) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return buf.tobytes() if ok else b""
-
-
 def _save_faces(store, engine, name: str, found, collection: str, chips: bool, person=None) -> int:
     """Add the faces to the person called ``name`` (created if new), in one transaction.
 
     ``person``: that person when the caller has looked them up already.
     """
     from facegate.store.repository import NewTemplate
+    from facegate.vision.image import encode_jpeg
 
     templates = [
-        NewTemplate(face.embedding, face.quality.score, str(path), _chip_jpeg(face.chip) if chips else None)
+        NewTemplate(face.embedding, face.quality.score, str(path), encode_jpeg(face.chip) if chips else None)
         for path, face in found
     ]
     person = person or store.find_by_name(name, collection)

@@ -23,7 +23,7 @@ from facegate.store.live import LiveIndex
 from facegate.store.repository import NewTemplate, Store
 from facegate.vision.engine import EngineConfig, FaceEngine
 from facegate.vision.errors import FacegateError
-from facegate.vision.image import ImageLimits
+from facegate.vision.image import ImageLimits, encode_jpeg
 from facegate.vision.types import Face
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ class EnrolFace:
     source: str
     face: Face | None
     error: FacegateError | None = None
-
-
-def chip_jpeg(chip: np.ndarray) -> bytes:
-    """An aligned RGB chip as a JPEG (quality 90)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return buf.tobytes() if ok else b""
 
 
 class FaceService:
@@ -188,7 +180,7 @@ class FaceService:
                 e.face.embedding,
                 e.face.quality.score if e.face.quality else 1.0,
                 e.source,
-                chip_jpeg(e.face.chip) if self.settings.store_chips and e.face.chip is not None else None,
+                encode_jpeg(e.face.chip) if self.settings.store_chips and e.face.chip is not None else None,
             )
             for e in found
             if e.face is not None
