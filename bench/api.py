@@ -139,6 +139,11 @@ def main() -> None:
         port = s.getsockname()[1]
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "FACEGATE_DATA_DIR": tmp, "FACEGATE_LOG_LEVEL": "warning"}
+    print(
+        f"server: FACEGATE_INFERENCE_THREADS={os.environ.get('FACEGATE_INFERENCE_THREADS', '1')} "
+        f"FACEGATE_MODEL_THREADS={os.environ.get('FACEGATE_MODEL_THREADS', '2')} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     server = subprocess.Popen([sys.executable, "-m", "facegate", "serve", "--port", str(port)], env=env)
     base, frame = f"http://127.0.0.1:{port}", frame_640x480()
     try:

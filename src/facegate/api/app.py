@@ -18,6 +18,7 @@ from facegate.api.problems import ApiError
 from facegate.api.scheduler import FairScheduler
 from facegate.api.service import FaceService
 from facegate.api.settings import Settings
+from facegate.web import mount_ui
 
 log = logging.getLogger("facegate.api")
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     for router in (routes_system.router, routes_system.keys, routes_people.router, routes_recognition.router):
         app.include_router(router)
     app.include_router(stream.router)
+    mount_ui(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(

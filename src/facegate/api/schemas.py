@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,11 @@ from facegate.store.repository import PersonRecord, TemplateRecord
 from facegate.vision.types import Face
 
 NAME = Field(min_length=1, max_length=200)
+
+
+def chip_url(template_id: str, collection: str) -> str:
+    """Where a template's face chip is served."""
+    return f"/v1/faces/{template_id}/chip?collection={quote(collection)}"
 
 
 class Strict(BaseModel):
@@ -42,10 +48,13 @@ class PersonOut(BaseModel):
     template_count: int
     created_at: float
     updated_at: float
+    thumbnail_url: str | None = Field(description="the chip of the person's best template, when one is stored")
 
     @classmethod
     def of(cls, record: PersonRecord) -> PersonOut:
-        return cls(**record.__dict__)
+        fields = {k: v for k, v in record.__dict__.items() if k != "thumbnail_id"}
+        thumbnail = record.thumbnail_id
+        return cls(**fields, thumbnail_url=chip_url(thumbnail, record.collection) if thumbnail else None)
 
 
 class PeoplePage(BaseModel):
@@ -69,7 +78,7 @@ class TemplateOut(BaseModel):
 
     @classmethod
     def of(cls, record: TemplateRecord, collection: str) -> TemplateOut:
-        chip = f"/v1/faces/{record.id}/chip?collection={collection}" if record.has_chip else None
+        chip = chip_url(record.id, collection) if record.has_chip else None
         return cls(
             id=record.id,
             person_id=record.person_id,

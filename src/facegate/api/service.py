@@ -66,7 +66,7 @@ class FaceService:
         upgrade(self.store.engine)
         self.keys = KeyStore(self.store)
         limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-        self.engine = FaceEngine(EngineConfig(flip=settings.flip, limits=limits))
+        self.engine = FaceEngine(EngineConfig(flip=settings.flip, limits=limits, num_threads=settings.model_threads))
         # enrolment searches large photos tile by tile, so small faces in big photos are found
         self.enrol_engine = FaceEngine(replace(self.engine.config, thorough=True))
         self.policy = MatchPolicy.from_env(settings.match_threshold, flip=settings.flip)

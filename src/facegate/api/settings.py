@@ -42,7 +42,8 @@ class Settings:
     store_chips: bool = True
     flip: bool = False
     match_threshold: float | None = None
-    inference_threads: int = 1
+    inference_threads: int = 1  # frames processed at once (scheduler worker threads)
+    model_threads: int = 2  # threads each model call uses (onnxruntime / LiteRT intra-op)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -50,6 +51,8 @@ class Settings:
             raise FacegateError(f"auth must be one of {AUTH_MODES}; got {self.auth!r}", code="bad_config")
         if self.inference_threads < 1:
             raise FacegateError("inference_threads must be at least 1", code="bad_config")
+        if self.model_threads < 1:
+            raise FacegateError("model_threads must be at least 1", code="bad_config")
 
     @property
     def auth_required(self) -> bool:

@@ -42,6 +42,7 @@ class PersonRecord:
     template_count: int
     created_at: float
     updated_at: float
+    thumbnail_id: str | None = None  # the best-quality template that has a stored chip
 
 
 @dataclass(frozen=True)
@@ -313,9 +314,30 @@ class Store:
         count = session.scalar(select(func.count()).where(TemplateRow.person_id == row.id)) or 0
         if collection is None:
             collection = session.scalar(select(CollectionRow.name).where(CollectionRow.id == row.collection_id))
+        thumbnails = self._thumbnails(session, [row.id])
         return PersonRecord(
-            row.public_id, row.name, collection, dict(row.meta or {}), int(count), row.created_at, row.updated_at
+            row.public_id,
+            row.name,
+            collection,
+            dict(row.meta or {}),
+            int(count),
+            row.created_at,
+            row.updated_at,
+            thumbnails.get(row.id),
         )
+
+    @staticmethod
+    def _thumbnails(session: Session, person_ids: list[int]) -> dict[int, str]:
+        """Each person's best-quality template that has a chip: person row id -> template public id."""
+        rows = session.execute(
+            select(TemplateRow.person_id, TemplateRow.public_id)
+            .where(TemplateRow.person_id.in_(person_ids), TemplateRow.chip_jpeg.is_not(None))
+            .order_by(TemplateRow.person_id, TemplateRow.quality.desc(), TemplateRow.id)
+        ).all()
+        best: dict[int, str] = {}
+        for person_id, public_id in rows:
+            best.setdefault(person_id, public_id)
+        return best
 
     def get_person(self, person_id: str) -> PersonRecord:
         """One person by public id; ``GalleryError(code='person_not_found')`` if there is none."""
@@ -344,8 +366,18 @@ class Store:
                 .offset(offset)
                 .limit(limit)
             ).all()
+            thumbnails = self._thumbnails(session, [p.id for p, _ in rows])
             records = [
-                PersonRecord(p.public_id, p.name, collection, dict(p.meta or {}), int(n), p.created_at, p.updated_at)
+                PersonRecord(
+                    p.public_id,
+                    p.name,
+                    collection,
+                    dict(p.meta or {}),
+                    int(n),
+                    p.created_at,
+                    p.updated_at,
+                    thumbnails.get(p.id),
+                )
                 for p, n in rows
             ]
             return records, int(total)

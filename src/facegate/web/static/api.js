@@ -1,0 +1,80 @@
+// The facegate REST client used by the UI: API key handling and problem+json errors.
+
+const KEY = "facegate.apiKey";
+
+export class ApiProblem extends Error {
+  constructor(status, code, detail) {
+    super(detail || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const apiKey = {
+  get: () => localStorage.getItem(KEY) || "",
+  set: (value) => (value ? localStorage.setItem(KEY, value.trim()) : localStorage.removeItem(KEY)),
+};
+
+const listeners = new Set();
+/** Call ``fn`` whenever the server answers 401 (so the UI can ask for a key). */
+export function onUnauthorized(fn) {
+  listeners.add(fn);
+}
+
+function headers(extra = {}) {
+  const key = apiKey.get();
+  return key ? { ...extra, "X-API-Key": key } : extra;
+}
+
+/** Call the API: ``api("/v1/people", {method: "POST", json: {...}})``; resolves the JSON body (or null). */
+export async function api(path, { method = "GET", json, form, body, signal } = {}) {
+  const init = { method, headers: headers(), signal };
+  if (json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers["Content-Type"] = "application/json";
+  } else if (form !== undefined) {
+    init.body = form;
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiProblem(0, "network", "the server cannot be reached");
+  }
+  if (response.status === 401) listeners.forEach((fn) => fn());
+  if (!response.ok) {
+    let problem = {};
+    try {
+      problem = await response.json();
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiProblem(response.status, problem.code, problem.detail || response.statusText);
+  }
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/** A same-origin image that needs the API key (e.g. a face chip) as an object URL. */
+export async function protectedImage(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) throw new ApiProblem(response.status, "image", `cannot load ${path}`);
+  return URL.createObjectURL(await response.blob());
+}
+
+/** The WebSocket URL of the stream, with the key as a query parameter (browsers cannot set headers). */
+export function streamUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const key = apiKey.get();
+  return `${scheme}//${location.host}/v1/stream${key ? `?api_key=${encodeURIComponent(key)}` : ""}`;
+}
+
+/** Files as a multipart form under one field name. */
+export function filesForm(field, files) {
+  const form = new FormData();
+  for (const file of files) form.append(field, file, file.name || "frame.jpg");
+  return form;
+}

@@ -1,0 +1,97 @@
+// The single page: hash routes, navigation state, the API key dialog and the first-run guide.
+
+import { api, apiKey, onUnauthorized } from "./api.js";
+import { h } from "./dom.js";
+import * as enrol from "./enrol.js";
+import * as help from "./help.js";
+import * as live from "./live.js";
+import * as people from "./people.js";
+import * as upload from "./upload.js";
+
+const ROUTES = {
+  live: { title: "Live", render: live.render },
+  enrol: { title: "Enrol", render: enrol.render },
+  upload: { title: "Upload", render: upload.render },
+  people: { title: "People", render: (root, id) => (id ? people.renderPerson(root, id) : people.renderList(root)) },
+  help: { title: "Help", render: help.render },
+};
+const SEEN_GUIDE = "facegate.seenGuide";
+
+let cleanup = null;
+
+function route() {
+  const [name, id] = location.hash.replace(/^#\/?/, "").split("/");
+  const target = ROUTES[name] ? name : "live";
+  if (typeof cleanup === "function") cleanup();
+  cleanup = null;
+  const view = document.getElementById("view");
+  view.replaceChildren();
+  document.title = `${ROUTES[target].title} · facegate`;
+  document.querySelectorAll("nav a").forEach((a) => {
+    if (a.dataset.route === target) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  });
+  cleanup = ROUTES[target].render(view, id ? decodeURIComponent(id) : undefined);
+  const heading = view.querySelector("h1");
+  if (heading && route.moved) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  }
+  route.moved = true;
+}
+
+function askForKey() {
+  const dialog = document.getElementById("key-dialog");
+  if (dialog.open) return;
+  const input = document.getElementById("key-input");
+  input.value = apiKey.get();
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.addEventListener(
+    "close",
+    () => {
+      if (dialog.returnValue === "save" && input.value.trim()) {
+        apiKey.set(input.value);
+        route();
+      }
+    },
+    { once: true },
+  );
+}
+
+function firstRunBanner() {
+  if (localStorage.getItem(SEEN_GUIDE)) return;
+  const close = h("button", { type: "button", class: "quiet", "aria-label": "Dismiss the welcome note" }, "Got it");
+  const note = h(
+    "div",
+    { class: "welcome" },
+    h("p", {}, h("strong", {}, "Welcome to facegate. "), "Enrol yourself in a few seconds on ", h("a", { href: "#/enrol" }, "Enrol"), ", then see yourself recognised on ", h("a", { href: "#/live" }, "Live"), ". ", h("a", { href: "#/help" }, "How it works"), "."),
+    close,
+  );
+  close.addEventListener("click", () => {
+    localStorage.setItem(SEEN_GUIDE, "1");
+    note.remove();
+  });
+  document.getElementById("banner").append(note);
+}
+
+async function checkAuth() {
+  const button = document.getElementById("key-button");
+  button.addEventListener("click", askForKey);
+  try {
+    const info = await api("/v1/info");
+    button.hidden = !info.auth_required;
+    if (info.auth_required && !apiKey.get()) askForKey();
+  } catch {
+    /* the views report connection problems themselves */
+  }
+}
+
+onUnauthorized(() => {
+  document.getElementById("key-button").hidden = false;
+  askForKey();
+});
+window.addEventListener("hashchange", route);
+firstRunBanner();
+checkAuth();
+route();

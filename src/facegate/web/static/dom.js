@@ -1,0 +1,73 @@
+// Small DOM helpers shared by every view.
+
+/** Create an element: h("button", {class: "x", onclick: f}, "text", child...). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** Announce a short message to everyone (visible toast, read by screen readers). */
+export function say(message, kind = "info") {
+  const box = document.getElementById("status");
+  box.textContent = message;
+  box.className = `toast show ${kind}`;
+  clearTimeout(say.timer);
+  say.timer = setTimeout(() => (box.className = "toast"), kind === "error" ? 8000 : 4000);
+}
+
+/** Ask a yes/no question in a modal dialog; resolves true for yes. */
+export function confirmAction(text, yesLabel = "Delete") {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-yes").textContent = yesLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
+}
+
+/** A face's decision as the overlay shows it: label, confidence (0-1) and colour class. */
+export function describeDecision(decision) {
+  if (!decision || decision.status !== "match") {
+    return { name: "unknown", label: "Unknown", confidence: decision ? decision.confidence : 0, tone: "low" };
+  }
+  const c = decision.confidence;
+  return { name: decision.name, label: decision.name, confidence: c, tone: c >= 0.7 ? "high" : c >= 0.5 ? "mid" : "low" };
+}
+
+/** "87%" */
+export const percent = (x) => `${Math.round(x * 100)}%`;
+
+/** One positioned face box with its label, readable in the DOM by tests and assistive tools. */
+export function faceBox(box, frameWidth, frameHeight, { name, label, confidence, tone }, extra = {}) {
+  const el = h(
+    "div",
+    {
+      class: `face ${tone}`,
+      "data-testid": "face",
+      "data-name": name,
+      "data-confidence": confidence.toFixed(2),
+      role: "img",
+      "aria-label": name === "unknown" ? "Unknown face" : `${label}, ${percent(confidence)} confidence`,
+      ...extra,
+    },
+    h("span", { class: "label" }, name === "unknown" ? "Unknown" : `${label} ${percent(confidence)}`),
+  );
+  placeBox(el, box, frameWidth, frameHeight);
+  return el;
+}
+
+/** Position an absolutely placed element over a frame of the given size, in percentages. */
+export function placeBox(el, box, frameWidth, frameHeight) {
+  el.style.left = `${(box.x1 / frameWidth) * 100}%`;
+  el.style.top = `${(box.y1 / frameHeight) * 100}%`;
+  el.style.width = `${((box.x2 - box.x1) / frameWidth) * 100}%`;
+  el.style.height = `${((box.y2 - box.y1) / frameHeight) * 100}%`;
+}

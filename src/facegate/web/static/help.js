@@ -1,0 +1,27 @@
+// The built-in guide.
+
+import { h } from "./dom.js";
+
+export function render(root) {
+  root.append(
+    h("h1", {}, "How to use facegate"),
+    h(
+      "ol",
+      { class: "guide" },
+      h("li", {}, h("strong", {}, "Enrol someone. "), "Open ", h("a", { href: "#/enrol" }, "Enrol"), ", type a name and start the camera. Look at the camera and follow the hints (come closer, turn a little); five good shots are taken, then you confirm them. Or enrol from a few photos."),
+      h("li", {}, h("strong", {}, "Recognise live. "), "Open ", h("a", { href: "#/live" }, "Live"), " and allow the camera. Every face gets a box: green is a confident match (70% or more), amber a weaker one (50–70%), red is Unknown."),
+      h("li", {}, h("strong", {}, "Recognise photos. "), h("a", { href: "#/upload" }, "Upload"), " photos to see every face named; add a face to a person or start a new person from it. A ZIP with a folder per person enrols everyone at once."),
+      h("li", {}, h("strong", {}, "Manage people. "), h("a", { href: "#/people" }, "People"), " lists everyone; a person's page renames them, adds photos, removes a face template or deletes the person with all their data."),
+    ),
+    h("h2", {}, "Good to know"),
+    h(
+      "ul",
+      {},
+      h("li", {}, "Everything runs on this server: images are not sent anywhere else."),
+      h("li", {}, "Recognition says Unknown rather than guess: a name appears only when the face is close enough to that person's templates."),
+      h("li", {}, "Three to five varied shots per person work best: in good light, looking straight and turned a little each way."),
+      h("li", {}, "When the server requires an API key, the API key button (top right) stores one in this browser."),
+      h("li", {}, "Programs can do all of this too: see the ", h("a", { href: "/docs" }, "API documentation"), "."),
+    ),
+  );
+}

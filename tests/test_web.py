@@ -1,0 +1,307 @@
+"""The web UI end to end: Debian's Chromium (headless, driven by Playwright) against a real
+``facegate serve`` on loopback, the webcam faked with clips built from the committed photos.
+
+Required when ``CI=true``; elsewhere the module skips when Playwright or Chromium is missing.
+Screenshots of every page go to ``artifacts/screenshots/`` (or ``$FACEGATE_ARTIFACTS``).
+The tests run in order: the live test recognises the people the two enrolment tests created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api_server import free_port, running_server
+from conftest import GROUP, GROUP_FACES, STRANGER, photos
+from facegate.api.settings import Settings
+from web_clips import MARKER, MARKER_STEP, WIDTH, Segment, write_clip
+
+CHROMIUM = os.environ.get("FACEGATE_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("FACEGATE_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+SHOTS = ARTIFACTS / "screenshots"
+GUIDED, UPLOADED = "Colin Powell", "George W Bush"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--mute-audio",
+]
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install -e '.[test]')"
+    if not Path(CHROMIUM).exists():
+        return f"Chromium not found at {CHROMIUM} (apt install chromium, or set FACEGATE_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the browser tests are required in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, engine):
+    engine.warmup()
+    db = tmp_path_factory.mktemp("web") / "facegate.db"
+    settings = Settings(port=free_port(), database_url=f"sqlite:///{db}")
+    with running_server(settings):
+        yield f"http://127.0.0.1:{settings.port}"
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    with httpx.Client(base_url=server, timeout=60) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def browser_page(playwright, base: str, clip: Path | None = None, viewport=(1280, 900)):
+    """A fresh Chromium whose camera plays ``clip`` (no camera at all when None), and one page."""
+    args = list(BROWSER_ARGS)
+    if clip is not None:
+        args += [
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
+        ]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    try:
+        # bypass_csp: wait_for_function evaluates its predicate with eval, which the page's CSP forbids
+        context = browser.new_context(
+            base_url=base, viewport={"width": viewport[0], "height": viewport[1]}, bypass_csp=True
+        )
+        context.add_init_script("localStorage.setItem('facegate.seenGuide', '1')")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def person_named(api, name: str) -> dict | None:
+    items = api.get("/v1/people", params={"q": name}).json()["items"]
+    return next((p for p in items if p["name"] == name), None)
+
+
+def test_guided_enrolment_from_the_webcam(playwright, server, api, tmp_path):
+    # the fake camera shows three photos of one person in turn (the fourth is kept for the live test)
+    clip = write_clip(tmp_path / "enrol.y4m", [Segment(p, 1.5) for p in photos("Colin_Powell")[:3]])
+    with browser_page(playwright, server, clip) as page:
+        page.goto("/#/enrol")
+        page.get_by_label("Name", exact=True).first.fill(GUIDED)
+        page.get_by_role("button", name="Start camera").click()
+        page.locator("#shots img").first.wait_for(timeout=30_000)
+        advice = page.locator("#advice").inner_text()
+        assert advice and advice != "Starting the camera…"
+        screenshot(page, "enrol-guided")
+        page.locator("#save-person").wait_for(timeout=60_000)
+        assert page.locator(".shot-choice input:checked").count() == 5
+        screenshot(page, "enrol-review")
+        page.locator("#save-person").click()
+        page.locator("#enrol-done").wait_for(timeout=60_000)
+        assert f"{GUIDED} is enrolled" in page.locator("#enrol-done").inner_text()
+    person = person_named(api, GUIDED)
+    assert person is not None and person["template_count"] >= 3
+
+
+def test_enrolment_from_uploaded_photos(playwright, server, api):
+    with browser_page(playwright, server) as page:
+        page.goto("/#/enrol")
+        page.locator("#photo-name").fill(UPLOADED)
+        page.locator("#photo-files").set_input_files([str(p) for p in photos("George_W_Bush")[:3]])
+        page.locator("#photo-submit").click()
+        page.locator("#photo-done").wait_for(timeout=60_000)
+        assert page.locator("#photo-report li.added").count() == 3
+        screenshot(page, "enrol-photos")
+    person = person_named(api, UPLOADED)
+    assert person is not None and person["template_count"] == 3
+
+
+# Records, in the page, which clip segment each displayed video frame belongs to (from the
+# corner marker) and every change of the overlay's faces, both on performance.now().
+RECORDER = """([marker, step, width]) => {
+  const log = (window.__facegate = { segments: [], faces: [] });
+  const video = document.querySelector("video");
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 4;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  let last = null;
+  const onFrame = () => {
+    const k = video.videoWidth / width;
+    ctx.drawImage(video, marker * 0.25 * k, marker * 0.25 * k, marker * 0.5 * k, marker * 0.5 * k, 0, 0, 4, 4);
+    const px = ctx.getImageData(0, 0, 4, 4).data;
+    let sum = 0;
+    for (let i = 0; i < px.length; i += 4) sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
+    const segment = Math.round((sum / 16 - 20) / step);
+    if (segment !== last) log.segments.push({ t: performance.now(), segment });
+    last = segment;
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+  const overlay = document.querySelector(".overlay");
+  new MutationObserver(() => {
+    const names = [...overlay.querySelectorAll('[data-testid="face"]')].map((e) => e.dataset.name);
+    log.faces.push({ t: performance.now(), names });
+  }).observe(overlay, { childList: true, subtree: true, attributes: true });
+}"""
+
+
+def appearances(log: dict, segments: list[Segment]) -> list[tuple[str, float | None, set[str]]]:
+    """For every whole segment with a face: (expected name, ms until the page showed it, other names shown)."""
+    found = []
+    marks = log["segments"]
+    for start, end in itertools.pairwise(marks[1:]):  # the first mark may start mid-segment
+        index = start["segment"]
+        if not 0 <= index < len(segments) or segments[index].name is None:
+            continue
+        expected = segments[index].name
+        shown = [f for f in log["faces"] if start["t"] <= f["t"] < end["t"]]
+        first = next((f["t"] - start["t"] for f in shown if expected in f["names"]), None)
+        others = {n for f in shown for n in f["names"]} - {expected}
+        found.append((expected, first, others))
+    return found
+
+
+def test_live_page_names_enrolled_people_and_says_unknown(playwright, server, api, tmp_path):
+    assert person_named(api, GUIDED) and person_named(api, UPLOADED), "the enrolment tests must pass first"
+    segments = [
+        Segment(None, 1.5),
+        Segment(photos("Colin_Powell")[3], 4.0, GUIDED),
+        Segment(None, 1.5),
+        Segment(photos("George_W_Bush")[3], 4.0, UPLOADED),
+        Segment(None, 1.5),
+        Segment(STRANGER, 4.0, "unknown"),
+    ]
+    clip = write_clip(tmp_path / "live.y4m", segments)
+    with browser_page(playwright, server, clip) as page:
+        page.goto("/#/live")
+        page.locator("video").wait_for()
+        page.wait_for_function("document.querySelector('video').readyState >= 2", timeout=30_000)
+        page.evaluate(RECORDER, [MARKER, MARKER_STEP, WIDTH])
+        seen: dict[str, tuple[float | None, set[str]]] = {}
+        pictured = False
+        for _ in range(60):  # until each person was seen appearing at least once (a loop is 16.5 s)
+            page.wait_for_timeout(1000)
+            for name, first, others in appearances(page.evaluate("window.__facegate"), segments):
+                seen.setdefault(name, (first, others))
+            if len(seen) == 3:
+                break
+            if not pictured and page.locator(f'[data-testid="face"][data-name="{GUIDED}"]').count():
+                screenshot(page, "live")
+                pictured = True
+        stats = page.locator("#live-stats").inner_text()
+    assert set(seen) == {GUIDED, UPLOADED, "unknown"}, seen
+    for name, (first_ms, others) in seen.items():
+        assert first_ms is not None, f"{name} was never shown while on camera"
+        assert first_ms <= 2000, f"{name} shown {first_ms:.0f} ms after appearing"
+        assert not (others - {"unknown"}), f"while {name} was on camera the page also showed {others}"
+    assert "fps" in stats and "latency" in stats
+
+
+def test_upload_labels_every_face(playwright, server):
+    with browser_page(playwright, server) as page:
+        page.goto("/#/upload")
+        page.locator("#upload-files").set_input_files([str(GROUP), str(photos("Colin_Powell")[3])])
+        results = page.locator('[data-testid="upload-result"]')
+        group, single = results.nth(0), results.nth(1)
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=upload-result]')[0]"
+            ".querySelectorAll('[data-testid=face]').length === n",
+            arg=GROUP_FACES,
+            timeout=60_000,
+        )
+        faces = group.locator('[data-testid="face"]')
+        assert faces.count() == GROUP_FACES
+        for i in range(GROUP_FACES):
+            assert faces.nth(i).get_attribute("data-name")  # a name or "unknown"
+            assert 0 <= float(faces.nth(i).get_attribute("data-confidence")) <= 1
+        single.locator('[data-testid="face"]').first.wait_for(timeout=60_000)
+        assert single.locator('[data-testid="face"]').first.get_attribute("data-name") == GUIDED
+        screenshot(page, "upload")
+
+
+def test_rename_remove_template_and_delete_through_the_ui(playwright, server, api):
+    person = person_named(api, UPLOADED)
+    assert person is not None, "the photo enrolment test must pass first"
+    with browser_page(playwright, server) as page:
+        page.goto("/#/people")
+        page.locator(f'[data-testid="person"][data-name="{UPLOADED}"]').wait_for()
+        page.wait_for_function("[...document.querySelectorAll('.people img')].every(i => i.src)")
+        screenshot(page, "people")
+        page.locator(f'[data-testid="person"][data-name="{UPLOADED}"] a').click()
+        page.locator('[data-testid="template"]').first.wait_for()
+        assert page.locator('[data-testid="template"]').count() == 3
+        screenshot(page, "person")
+        page.locator("#rename-input").fill("George Bush")
+        page.get_by_role("button", name="Rename").click()
+        page.wait_for_function("document.querySelector('#person-name').textContent === 'George Bush'")
+        assert api.get(f"/v1/people/{person['id']}").json()["name"] == "George Bush"
+
+        page.locator('[data-testid="template"] button').first.click()
+        page.locator("#confirm-yes").click()
+        page.wait_for_function("document.querySelectorAll('[data-testid=template]').length === 2")
+        assert api.get(f"/v1/people/{person['id']}").json()["template_count"] == 2
+
+        page.locator("#delete-person").click()
+        page.get_by_role("button", name="Cancel").click()  # a cancelled confirmation deletes nothing
+        assert api.get(f"/v1/people/{person['id']}").status_code == 200
+        page.locator("#delete-person").click()
+        page.locator("#confirm-yes").click()
+        page.wait_for_url("**/#/people")
+    assert api.get(f"/v1/people/{person['id']}").status_code == 404
+
+
+def test_help_page_phone_screen_and_missing_camera(playwright, server):
+    with browser_page(playwright, server, viewport=(390, 844)) as page:  # no camera in this browser
+        page.goto("/#/live")
+        alert = page.get_by_role("alert")
+        alert.wait_for(timeout=15_000)
+        assert "camera" in alert.inner_text().lower()
+        screenshot(page, "live-no-camera-phone")
+        page.get_by_role("link", name="Help").click()
+        page.get_by_role("heading", name="How to use facegate").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+        screenshot(page, "help-phone")
+
+
+def test_api_key_is_asked_for_when_the_server_requires_one(playwright, tmp_path, engine):
+    settings = Settings(port=free_port(), database_url=f"sqlite:///{tmp_path / 'auth.db'}", auth="required")
+    with running_server(settings) as app:
+        base = f"http://127.0.0.1:{settings.port}"
+        _, secret = app.state.service.keys.create("ui test", ["admin"])
+        with browser_page(playwright, base) as page:
+            page.goto("/#/people")
+            dialog = page.get_by_role("dialog", name="API key")
+            dialog.wait_for()
+            dialog.get_by_label("Key").fill(secret)
+            dialog.get_by_role("button", name="Save").click()
+            page.get_by_text("Nobody yet").wait_for()
+            assert page.evaluate("localStorage.getItem('facegate.apiKey')") == secret
