@@ -36,6 +36,8 @@ import httpx
 import websockets
 from PIL import Image
 
+from facegate.api.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "tests" / "data" / "lfw_subset10_krasserm" / "Tony_Blair"
 
@@ -139,9 +141,10 @@ def main() -> None:
         port = s.getsockname()[1]
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "FACEGATE_DATA_DIR": tmp, "FACEGATE_LOG_LEVEL": "warning"}
+    served = Settings.from_env()
     print(
-        f"server: FACEGATE_INFERENCE_THREADS={os.environ.get('FACEGATE_INFERENCE_THREADS', '1')} "
-        f"FACEGATE_MODEL_THREADS={os.environ.get('FACEGATE_MODEL_THREADS', '2')} on {os.cpu_count()} CPUs",
+        f"server: FACEGATE_INFERENCE_THREADS={served.inference_threads} "
+        f"FACEGATE_MODEL_THREADS={served.model_threads} on {os.cpu_count()} CPUs",
         flush=True,
     )
     server = subprocess.Popen([sys.executable, "-m", "facegate", "serve", "--port", str(port)], env=env)

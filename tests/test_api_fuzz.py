@@ -21,7 +21,7 @@ from conftest import photos
 from facegate.api.settings import Settings
 
 SCHEMATHESIS = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
-MAX_EXAMPLES = int(os.environ.get("FACEGATE_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("FACEGATE_FUZZ_EXAMPLES", "60"))
 
 
 @pytest.mark.skipif(not Path(SCHEMATHESIS).exists(), reason="schemathesis is not installed (pip install -e '.[test]')")
@@ -43,7 +43,9 @@ def test_openapi_operations_never_answer_5xx(tmp_path, engine):
                 f"--max-examples={MAX_EXAMPLES}",
                 "--seed=20261122",
                 "--workers=2",
-                "--phases=examples,coverage,fuzzing",
+                # the coverage phase is left out: in schemathesis 4.3x it crashes inside hypothesis on Python 3.11
+                # ("AST constructor recursion depth mismatch"), a tool error that says nothing about the API
+                "--phases=examples,fuzzing",
                 "--request-timeout=60",
                 "--generation-database=none",
                 "--suppress-health-check=all",

@@ -218,6 +218,7 @@ def test_live_page_names_enrolled_people_and_says_unknown(playwright, server, ap
                 screenshot(page, "live")
                 pictured = True
         stats = page.locator("#live-stats").inner_text()
+    print("shown after appearing (ms):", {name: first for name, (first, _) in seen.items()}, stats)
     assert set(seen) == {GUIDED, UPLOADED, "unknown"}, seen
     for name, (first_ms, others) in seen.items():
         assert first_ms is not None, f"{name} was never shown while on camera"
@@ -226,7 +227,7 @@ def test_live_page_names_enrolled_people_and_says_unknown(playwright, server, ap
     assert "fps" in stats and "latency" in stats
 
 
-def test_upload_labels_every_face(playwright, server):
+def test_upload_labels_every_face_and_enrols_from_a_result(playwright, server, api):
     with browser_page(playwright, server) as page:
         page.goto("/#/upload")
         page.locator("#upload-files").set_input_files([str(GROUP), str(photos("Colin_Powell")[3])])
@@ -246,6 +247,13 @@ def test_upload_labels_every_face(playwright, server):
         single.locator('[data-testid="face"]').first.wait_for(timeout=60_000)
         assert single.locator('[data-testid="face"]').first.get_attribute("data-name") == GUIDED
         screenshot(page, "upload")
+
+        first = group.locator('li[data-index="1"]')  # "new person" from the first face of the group
+        first.locator(".new-name").fill("Group Member")
+        first.get_by_role("button", name="New person").click()
+        page.get_by_role("status").filter(has_text="Group Member created").wait_for()
+    member = person_named(api, "Group Member")
+    assert member is not None and member["template_count"] == 1
 
 
 def test_rename_remove_template_and_delete_through_the_ui(playwright, server, api):

@@ -42,8 +42,11 @@ class Settings:
     store_chips: bool = True
     flip: bool = False
     match_threshold: float | None = None
-    inference_threads: int = 1  # frames processed at once (scheduler worker threads)
-    model_threads: int = 2  # threads each model call uses (onnxruntime / LiteRT intra-op)
+    # frames processed at once (scheduler worker threads), and the threads each model call
+    # uses (onnxruntime / LiteRT intra-op). On 2 cores, 2 x 1 gave 88% of one client's frame
+    # rate to 100 streaming clients, 1 x 2 gave 71% (bench/api.py; README "Process model").
+    inference_threads: int = 2
+    model_threads: int = 1
     log_level: str = "info"
 
     def __post_init__(self) -> None:

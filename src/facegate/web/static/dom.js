@@ -46,7 +46,7 @@ export function describeDecision(decision) {
 export const percent = (x) => `${Math.round(x * 100)}%`;
 
 /** One positioned face box with its label, readable in the DOM by tests and assistive tools. */
-export function faceBox(box, frameWidth, frameHeight, { name, label, confidence, tone }, extra = {}) {
+export function faceBox(box, frameWidth, frameHeight, { name, label, confidence, tone }, extra = {}, prefix = "") {
   const el = h(
     "div",
     {
@@ -58,7 +58,7 @@ export function faceBox(box, frameWidth, frameHeight, { name, label, confidence,
       "aria-label": name === "unknown" ? "Unknown face" : `${label}, ${percent(confidence)} confidence`,
       ...extra,
     },
-    h("span", { class: "label" }, name === "unknown" ? "Unknown" : `${label} ${percent(confidence)}`),
+    h("span", { class: "label" }, prefix + (name === "unknown" ? "Unknown" : `${label} ${percent(confidence)}`)),
   );
   placeBox(el, box, frameWidth, frameHeight);
   return el;

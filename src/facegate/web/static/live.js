@@ -38,6 +38,7 @@ export function render(root) {
   let closed = false;
   let paused = false;
   let inFlight = null; // {sentAt} of the frame awaiting its answer
+  let freshFrame = true; // a video frame arrived since the last one sent (always true without rVFC)
   let frameSize = { width: 1, height: 1 };
   const rates = { video: meter(), answers: meter() };
   let latencyMs = 0;
@@ -59,9 +60,14 @@ export function render(root) {
 
   function countVideoFrames() {
     if (!("requestVideoFrameCallback" in video)) return;
+    freshFrame = false;
     const tick = () => {
       if (closed) return;
       rates.video.tick();
+      if (!freshFrame) {
+        freshFrame = true;
+        sendNext();
+      }
       video.requestVideoFrameCallback(tick);
     };
     video.requestVideoFrameCallback(tick);
@@ -108,6 +114,8 @@ export function render(root) {
       setTimeout(sendNext, 50);
       return;
     }
+    if (!freshFrame) return; // the same picture again: wait for the camera's next frame
+    if ("requestVideoFrameCallback" in video) freshFrame = false;
     inFlight = { sentAt: performance.now() };
     const { blob } = await grabFrame(video);
     if (closed || !socket || socket.readyState !== WebSocket.OPEN) {

@@ -67,7 +67,7 @@ function imageResult(file) {
         : "No face found";
       result.faces.forEach((face, i) => {
         const d = describeDecision(face.decision);
-        overlay.append(faceBox(face.box, result.width, result.height, d, { "data-index": i + 1 }));
+        overlay.append(faceBox(face.box, result.width, result.height, d, { "data-index": i + 1 }, `${i + 1} · `));
         list.append(faceActions(img, face, d, i + 1));
       });
     } catch (err) {
@@ -83,11 +83,15 @@ function faceActions(img, face, d, number) {
   const who = d.name === "unknown" ? "Unknown" : `${d.label} (${percent(d.confidence)})`;
   const select = h("select", { "aria-label": `Person to add face ${number} to` });
   const addButton = h("button", { type: "button" }, "Add to person");
-  const newName = h("input", { "aria-label": `Name of a new person for face ${number}`, placeholder: "New person's name" });
+  const newName = h("input", {
+    "aria-label": `Name of a new person for face ${number}`,
+    placeholder: "New person's name",
+    class: "new-name",
+  });
   const newButton = h("button", { type: "button" }, "New person");
   const item = h(
     "li",
-    {},
+    { "data-index": number },
     h("strong", {}, `${number}. ${who}`),
     h("span", { class: "row" }, select, addButton),
     h("span", { class: "row" }, newName, newButton),
