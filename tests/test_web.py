@@ -124,6 +124,7 @@ def test_guided_enrolment_from_the_webcam(playwright, server, api, tmp_path):
         screenshot(page, "enrol-guided")
         page.locator("#save-person").wait_for(timeout=60_000)
         assert page.locator(".shot-choice input:checked").count() == 5
+        assert page.locator(".shot-choice img").count() == 5
         screenshot(page, "enrol-review")
         page.locator("#save-person").click()
         page.locator("#enrol-done").wait_for(timeout=60_000)

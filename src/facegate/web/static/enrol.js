@@ -113,9 +113,10 @@ function thumbnail(canvas, box) {
 }
 
 function review(area, name, kept, restart) {
+  const images = [...area.querySelectorAll("#shots img")];
   const choices = kept.map((shot, i) => {
     const box = h("input", { type: "checkbox", checked: true, id: `shot-${i}` });
-    const img = area.querySelectorAll("#shots img")[i];
+    const img = images[i];
     return { shot, box, cell: h("label", { class: "shot-choice", for: `shot-${i}` }, img, box, `Shot ${i + 1}`) };
   });
   const save = h("button", { type: "button", id: "save-person" }, `Save ${name}`);
@@ -141,6 +142,7 @@ function review(area, name, kept, restart) {
         h("h2", { id: "enrol-done", tabindex: "-1" }, `${person.name} is enrolled`),
         h("p", {}, `${person.template_count} face templates saved. `, h("a", { href: "#/live" }, "Go to the live page"), " to see it work."),
         h("p", {}, h("a", { href: `#/people/${person.id}` }, `Open ${person.name}'s page`)),
+        h("button", { type: "button", class: "quiet", onclick: restart }, "Enrol someone else"),
       );
       area.querySelector("#enrol-done").focus();
     } catch (err) {

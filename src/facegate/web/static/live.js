@@ -51,8 +51,13 @@ export function render(root) {
     } catch (err) {
       stats.textContent = "";
       message.textContent = err instanceof CameraError ? err.message : String(err);
+      stage.hidden = true;
+      pauseButton.disabled = true;
+      cameraSelect.disabled = true;
       return;
     }
+    stage.hidden = false;
+    pauseButton.disabled = false;
     await fillCameras(cameraSelect, stream);
     countVideoFrames();
     connect();
