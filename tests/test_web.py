@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -286,6 +287,66 @@ def test_rename_remove_template_and_delete_through_the_ui(playwright, server, ap
         page.locator("#confirm-yes").click()
         page.wait_for_url("**/#/people")
     assert api.get(f"/v1/people/{person['id']}").status_code == 404
+
+
+def test_zip_upload_enrols_a_folder_per_person_and_people_search(playwright, server, api, tmp_path):
+    archive = tmp_path / "team.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for photo in photos("Tony_Blair")[:2]:
+            zf.write(photo, f"Tony Blair/{photo.name}")
+        zf.writestr("notes.txt", "not an image")
+    with browser_page(playwright, server) as page:
+        page.goto("/#/upload")
+        page.locator("#upload-files").set_input_files(str(archive))
+        page.get_by_text("1 people created").wait_for(timeout=60_000)
+        assert page.locator(".report li.added").count() == 2
+        assert page.locator(".report li.skipped").count() == 1
+        page.get_by_role("link", name="People").click()
+        page.locator("#people-search").fill("blair")
+        page.locator('[data-testid="person"]').first.wait_for()
+        page.wait_for_function("document.querySelectorAll('[data-testid=person]').length === 1")
+        assert page.locator('[data-testid="person"]').get_attribute("data-name") == "Tony Blair"
+    assert person_named(api, "Tony Blair")["template_count"] == 2
+
+
+# Every form control has an accessible name, every image a text alternative (alt="" for
+# decoration), and the page's language is set.
+UNLABELLED = """() => {
+  const named = (el) => el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")
+    || el.type === "hidden";
+  const controls = [...document.querySelectorAll("input, select, textarea")].filter((el) => !named(el));
+  const images = [...document.querySelectorAll("img")].filter((el) => !el.hasAttribute("alt"));
+  const buttons = [...document.querySelectorAll("button")].filter((el) => !el.textContent.trim()
+    && !el.getAttribute("aria-label"));
+  return [...controls, ...images, ...buttons].map((el) => el.outerHTML.slice(0, 120))
+    .concat(document.documentElement.lang ? [] : ["<html> without lang"]);
+}"""
+
+
+def test_every_page_is_labelled_and_keyboard_reachable(playwright, server, tmp_path):
+    clip = write_clip(tmp_path / "one.y4m", [Segment(photos("Colin_Powell")[3], 2.0)])
+    with browser_page(playwright, server, clip) as page:
+        # keyboard: the skip link comes first, then the navigation; Enter follows a link
+        page.goto("/#/help")  # a fresh load: focus starts at the top of the document
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Live"
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/#/enrol")
+        # focus moves to the new page's heading, so screen readers announce it
+        page.wait_for_function("document.activeElement.tagName === 'H1'", timeout=5_000)
+        for route in ("live", "enrol", "upload", "people", "help"):
+            page.goto(f"/#/{route}")
+            page.get_by_role("heading", level=1).first.wait_for()
+            page.wait_for_timeout(300)
+            assert page.evaluate(UNLABELLED) == [], route
+        page.goto("/#/people")
+        page.locator('[data-testid="person"] a').first.click()
+        page.locator("#person-name").wait_for()
+        page.wait_for_function("document.querySelector('#person-name').textContent !== '…'")
+        assert page.evaluate(UNLABELLED) == []
 
 
 def test_help_page_phone_screen_and_missing_camera(playwright, server):

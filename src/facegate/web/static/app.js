@@ -92,6 +92,11 @@ onUnauthorized(() => {
   askForKey();
 });
 window.addEventListener("hashchange", route);
+// the skip link moves focus to the page without changing the route (the hash names routes)
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("view").focus();
+});
 firstRunBanner();
 checkAuth();
 route();
