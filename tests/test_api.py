@@ -78,6 +78,10 @@ def test_enrol_recognise_rename_delete_cycle(client):
     faces = client.get(f"/v1/people/{pid}/faces").json()
     chip = client.get(faces[0]["chip_url"])
     assert chip.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(chip.content)).size == (150, 150)
+    best = max(faces, key=lambda t: t["quality"])  # the person's thumbnail is their best template's chip
+    listed = client.get("/v1/people", params={"q": "colin"}).json()["items"][0]
+    assert listed["thumbnail_url"] == client.get(f"/v1/people/{pid}").json()["thumbnail_url"] == best["chip_url"]
+    assert client.post("/v1/people", json={"name": "Nobody yet"}).json()["thumbnail_url"] is None
 
     assert client.patch(f"/v1/people/{pid}", json={"name": "Colin Powell"}).json()["name"] == "Colin Powell"
     renamed = client.post("/v1/recognize", files=files(probe, field="image")).json()

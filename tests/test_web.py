@@ -254,8 +254,13 @@ def test_upload_labels_every_face_and_enrols_from_a_result(playwright, server, a
         first.locator(".new-name").fill("Group Member")
         first.get_by_role("button", name="New person").click()
         page.get_by_role("status").filter(has_text="Group Member created").wait_for()
+
+        before = person_named(api, GUIDED)["template_count"]  # "add to person", preselected by the match
+        single.locator('li[data-index="1"]').get_by_role("button", name="Add to person").click()
+        page.get_by_role("status").filter(has_text=f"Added to {GUIDED}").wait_for()
     member = person_named(api, "Group Member")
     assert member is not None and member["template_count"] == 1
+    assert person_named(api, GUIDED)["template_count"] == before + 1
 
 
 def test_rename_remove_template_and_delete_through_the_ui(playwright, server, api):

@@ -45,6 +45,19 @@ class PersonRecord:
     thumbnail_id: str | None = None  # the best-quality template that has a stored chip
 
 
+def _as_record(row: PersonRow, collection: str, template_count: int, thumbnail_id: str | None) -> PersonRecord:
+    return PersonRecord(
+        row.public_id,
+        row.name,
+        collection,
+        dict(row.meta or {}),
+        template_count,
+        row.created_at,
+        row.updated_at,
+        thumbnail_id,
+    )
+
+
 @dataclass(frozen=True)
 class TemplateRecord:
     """A stored template's description (not its embedding)."""
@@ -314,17 +327,7 @@ class Store:
         count = session.scalar(select(func.count()).where(TemplateRow.person_id == row.id)) or 0
         if collection is None:
             collection = session.scalar(select(CollectionRow.name).where(CollectionRow.id == row.collection_id))
-        thumbnails = self._thumbnails(session, [row.id])
-        return PersonRecord(
-            row.public_id,
-            row.name,
-            collection,
-            dict(row.meta or {}),
-            int(count),
-            row.created_at,
-            row.updated_at,
-            thumbnails.get(row.id),
-        )
+        return _as_record(row, collection, int(count), self._thumbnails(session, [row.id]).get(row.id))
 
     @staticmethod
     def _thumbnails(session: Session, person_ids: list[int]) -> dict[int, str]:
@@ -367,20 +370,7 @@ class Store:
                 .limit(limit)
             ).all()
             thumbnails = self._thumbnails(session, [p.id for p, _ in rows])
-            records = [
-                PersonRecord(
-                    p.public_id,
-                    p.name,
-                    collection,
-                    dict(p.meta or {}),
-                    int(n),
-                    p.created_at,
-                    p.updated_at,
-                    thumbnails.get(p.id),
-                )
-                for p, n in rows
-            ]
-            return records, int(total)
+            return [_as_record(p, collection, int(n), thumbnails.get(p.id)) for p, n in rows], int(total)
 
     def update_person(
         self,

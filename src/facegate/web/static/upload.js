@@ -26,9 +26,10 @@ export function render(root) {
 
   const handle = (files) => {
     results.replaceChildren();
+    const people = api("/v1/people?limit=500").then((page) => page.items, () => []); // one list for all faces
     for (const file of files) {
       if (ZIP_TYPES.includes(file.type) || file.name.toLowerCase().endsWith(".zip")) results.append(zipResult(file));
-      else results.append(imageResult(file));
+      else results.append(imageResult(file, people));
     }
   };
   input.addEventListener("change", () => handle([...input.files]));
@@ -44,7 +45,7 @@ export function render(root) {
   });
 }
 
-function imageResult(file) {
+function imageResult(file, people) {
   const url = URL.createObjectURL(file);
   const img = h("img", { src: url, alt: file.name });
   const overlay = h("div", { class: "overlay" });
@@ -68,7 +69,7 @@ function imageResult(file) {
       result.faces.forEach((face, i) => {
         const d = describeDecision(face.decision);
         overlay.append(faceBox(face.box, result.width, result.height, d, { "data-index": i + 1 }, `${i + 1} · `));
-        list.append(faceActions(img, face, d, i + 1));
+        list.append(faceActions(img, face, d, i + 1, people));
       });
     } catch (err) {
       status.textContent = `Not recognised: ${err.message}`;
@@ -79,10 +80,10 @@ function imageResult(file) {
   return card;
 }
 
-function faceActions(img, face, d, number) {
+function faceActions(img, face, d, number, people) {
   const who = d.name === "unknown" ? "Unknown" : `${d.label} (${percent(d.confidence)})`;
   const select = h("select", { "aria-label": `Person to add face ${number} to` });
-  const addButton = h("button", { type: "button" }, "Add to person");
+  const addButton = h("button", { type: "button", disabled: true }, "Add to person");
   const newName = h("input", {
     "aria-label": `Name of a new person for face ${number}`,
     placeholder: "New person's name",
@@ -96,7 +97,11 @@ function faceActions(img, face, d, number) {
     h("span", { class: "row" }, select, addButton),
     h("span", { class: "row" }, newName, newButton),
   );
-  fillPeople(select, face.decision && face.decision.person_id);
+  people.then((items) => {
+    const preferred = face.decision && face.decision.person_id;
+    select.replaceChildren(...items.map((p) => h("option", { value: p.id, selected: p.id === preferred }, p.name)));
+    select.disabled = addButton.disabled = items.length === 0;
+  });
   addButton.addEventListener("click", () =>
     act(item, async () => {
       const crop = await cropFace(img, face.box);
@@ -117,23 +122,14 @@ function faceActions(img, face, d, number) {
 
 async function act(item, work) {
   const buttons = item.querySelectorAll("button");
+  const wasDisabled = [...buttons].map((b) => b.disabled);
   buttons.forEach((b) => (b.disabled = true));
   try {
     say(await work());
   } catch (err) {
     say(err.message, "error");
   } finally {
-    buttons.forEach((b) => (b.disabled = false));
-  }
-}
-
-async function fillPeople(select, preferred) {
-  try {
-    const page = await api("/v1/people?limit=500");
-    select.replaceChildren(...page.items.map((p) => h("option", { value: p.id, selected: p.id === preferred }, p.name)));
-    select.disabled = page.items.length === 0;
-  } catch {
-    select.disabled = true;
+    buttons.forEach((b, i) => (b.disabled = wasDisabled[i]));
   }
 }
 
