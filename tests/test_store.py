@@ -196,6 +196,48 @@ def test_writes_from_other_processes_are_visible_within_a_second(store, faces, e
     assert not live.refresh()  # nothing changed since
 
 
+def test_readers_get_the_current_index_while_a_reload_runs(store, faces, engine, monkeypatch):
+    import threading
+    import time
+
+    from facegate.store import live as live_module
+
+    store.enroll(ENROLLED[0], [NewTemplate(v) for v in faces[ENROLLED[0]][:3]], model_id=engine.model_id)
+    live = live_module.LiveIndex(store, engine.model_id, poll_interval=0.0)
+    loading, release = threading.Event(), threading.Event()
+    load = store.load_gallery
+
+    def held_load(*args, **kwargs):  # the real load, held until the test lets it finish
+        loading.set()
+        assert release.wait(30)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(store, "load_gallery", held_load)
+    store.enroll(ENROLLED[1], [NewTemplate(v) for v in faces[ENROLLED[1]][:3]], model_id=engine.model_id)
+    writer = threading.Thread(target=live.refresh)  # a writer waits for its write to be searchable
+    writer.start()
+    assert loading.wait(30)
+    started = time.monotonic()
+    assert {p.name for p in live.gallery.people} == {ENROLLED[0]}  # a reader gets the old index at once
+    assert time.monotonic() - started < 1.0
+    release.set()
+    writer.join(30)
+    assert {p.name for p in live.gallery.people} == set(ENROLLED[:2])
+
+    # a large gallery reloads on a thread of its own: the reader that notices the change does not wait
+    monkeypatch.setattr(live_module, "BACKGROUND_RELOAD_TEMPLATES", 1)
+    loading.clear()
+    release.clear()
+    store.rename(store.find_by_name(ENROLLED[0]).id, "Renamed")
+    assert {p.name for p in live.gallery.people} == set(ENROLLED[:2])  # starts the reload, answers at once
+    assert loading.wait(30)
+    release.set()
+    deadline = time.monotonic() + 10
+    while {p.name for p in live.gallery.people} != {"Renamed", ENROLLED[1]}:
+        assert time.monotonic() < deadline, "the background reload did not land"
+        time.sleep(0.01)
+
+
 def test_move_templates_fixes_a_wrong_enrolment(store, faces, engine):
     # Tony Blair's photos enrolled under Hugo Chavez by mistake, one correct template each
     chavez = store.enroll(

@@ -5,15 +5,25 @@ reads that counter at most every ``poll_interval`` seconds (one indexed row, on 
 PostgreSQL alike) and, when it moved, builds a new index and swaps it in: searches keep
 using the old index until the new one is complete, and writes made by another process
 (a second server, the CLI) are visible within ``poll_interval`` plus one load.
+
+Readers never wait for a load: while one is under way they get the current index. A
+gallery of ``BACKGROUND_RELOAD_TEMPLATES`` or more reloads on a thread of its own (a
+million templates take seconds to load), a smaller one on the reader's thread.
+``refresh()`` waits, so a writer in this process can make its write searchable before it
+answers.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from facegate.gallery.index import Gallery
 from facegate.store.repository import DEFAULT_COLLECTION, Store
+
+BACKGROUND_RELOAD_TEMPLATES = 20_000
+log = logging.getLogger(__name__)
 
 
 class LiveIndex:
@@ -40,19 +50,48 @@ class LiveIndex:
 
     @property
     def gallery(self) -> Gallery:
-        """The current index, refreshed first if the poll interval has passed."""
+        """The current index; past the poll interval, a check (and reload) is started first."""
         if time.monotonic() - self._checked_at >= self.poll_interval:
-            self.refresh()
+            if self._gallery.template_count >= BACKGROUND_RELOAD_TEMPLATES:
+                self._refresh_in_background()
+            else:
+                self.refresh(wait=False)
         return self._gallery
 
-    def refresh(self, force: bool = False) -> bool:
-        """Reload if the collection changed since the last load; returns whether it did."""
-        with self._reload_lock:
-            self._checked_at = time.monotonic()
-            version = self.store.version(self.collection)
-            if not force and version == self._version:
-                return False
-            fresh = self.store.load_gallery(self.model_id, self.collection, self.dim)
-            fresh.policy = self._gallery.policy
-            self._gallery, self._version = fresh, version  # one assignment: searches never see half
-            return True
+    def refresh(self, force: bool = False, wait: bool = True) -> bool:
+        """Reload if the collection changed since the last load; returns whether it did.
+
+        With ``wait=False`` it returns False at once when another thread is reloading.
+        """
+        if not self._reload_lock.acquire(blocking=wait):
+            return False
+        try:
+            return self._reload(force)
+        finally:
+            self._reload_lock.release()
+
+    def _refresh_in_background(self) -> None:
+        if not self._reload_lock.acquire(blocking=False):
+            return  # a reload is under way
+        self._checked_at = time.monotonic()  # one background check per poll interval
+
+        def run() -> None:
+            try:
+                self._reload(force=False)
+            except Exception:  # the database is away: keep serving the current index, retry later
+                log.exception("reloading collection %r failed", self.collection)
+            finally:
+                self._reload_lock.release()
+
+        threading.Thread(target=run, name=f"facegate-reload-{self.collection}", daemon=True).start()
+
+    def _reload(self, force: bool) -> bool:
+        """Check the counter and load if it moved; the caller holds the reload lock."""
+        self._checked_at = time.monotonic()
+        version = self.store.version(self.collection)
+        if not force and version == self._version:
+            return False
+        fresh = self.store.load_gallery(self.model_id, self.collection, self.dim)
+        fresh.policy = self._gallery.policy
+        self._gallery, self._version = fresh, version  # one assignment: searches never see half
+        return True
