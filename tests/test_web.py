@@ -96,8 +96,11 @@ def browser_page(playwright, base: str, clip: Path | None = None, viewport=(1280
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        elsewhere: list[str] = []  # offline: every asset and call goes to facegate itself
+        page.on("request", lambda r: r.url.startswith((base, "blob:", "data:")) or elsewhere.append(r.url))
         yield page
         assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not elsewhere, f"requests beyond the facegate server: {elsewhere}"
     finally:
         browser.close()
 

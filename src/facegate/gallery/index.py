@@ -204,19 +204,27 @@ class Gallery:
             self._rebuild([t for t in self._templates if t.id != template_id])
             return found
 
-    def restore(self, people: list[Person], templates: list[Template]) -> None:
-        """Replace the whole content (used when loading from storage)."""
+    def restore(self, people: list[Person], templates: list[Template], matrix: np.ndarray | None = None) -> None:
+        """Replace the whole content (used when loading from storage).
+
+        ``matrix``, when given, holds the templates' embeddings row by row (row i is
+        ``templates[i].embedding``), so they need not be stacked again.
+        """
         with self._lock:
             self._people = {p.id: p for p in people}
             for t in templates:
                 if t.person_id not in self._people:
                     raise GalleryError(f"template {t.id} belongs to no person", code="gallery_corrupt")
-            self._rebuild(list(templates))
+            if matrix is not None and matrix.shape != (len(templates), self.dim):
+                raise GalleryError("the matrix does not match the templates", code="gallery_corrupt")
+            self._rebuild(list(templates), matrix)
 
-    def _rebuild(self, templates: list[Template]) -> None:
+    def _rebuild(self, templates: list[Template], matrix: np.ndarray | None = None) -> None:
         self._templates = templates
         self._quantized = None
-        if templates:
+        if matrix is not None:
+            self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        elif templates:
             self._matrix = np.ascontiguousarray(np.stack([t.embedding for t in templates]).astype(np.float32))
         else:
             self._matrix = np.zeros((0, self.dim), np.float32)

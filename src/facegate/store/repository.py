@@ -502,13 +502,14 @@ class Store:
             ).all()
         public = {pid: public_id for pid, public_id, *_ in people}
         matrix = (
-            np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dim)
+            np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dim).copy()
             if rows
             else np.zeros((0, dim), np.float32)
         )
         gallery.restore(
             [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people],
             [Template(r.public_id, public[r.person_id], matrix[i], r.quality, r.source) for i, r in enumerate(rows)],
+            matrix,  # the templates' rows already: no second copy
         )
         gallery.prepare_search()
         return gallery
