@@ -368,6 +368,9 @@ def test_help_page_phone_screen_and_missing_camera(playwright, server):
         page.get_by_role("heading", name="How to use facegate").wait_for()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
         screenshot(page, "help-phone")
+        page.get_by_role("link", name="API documentation").click()  # Swagger UI, served by facegate too
+        page.locator(".opblock").first.wait_for(timeout=30_000)
+        assert page.locator(".opblock").count() >= 20
 
 
 def test_api_key_is_asked_for_when_the_server_requires_one(playwright, tmp_path, engine):

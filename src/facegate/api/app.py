@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facegate import __version__
 from facegate.api import problems, routes_people, routes_recognition, routes_system, stream
+from facegate.api.docs import mount_docs
 from facegate.api.metrics import Metrics
 from facegate.api.problems import ApiError
 from facegate.api.scheduler import FairScheduler
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         version=__version__,
         description="Self-hosted face recognition: enrol people, recognise faces in images and streams.",
         lifespan=lifespan,
+        docs_url=None,  # mount_docs serves /docs without a CDN
+        redoc_url=None,
     )
     problems.install(app)
 
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     for router in (routes_system.router, routes_system.keys, routes_people.router, routes_recognition.router):
         app.include_router(router)
     app.include_router(stream.router)
+    mount_docs(app)
     mount_ui(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     if settings.cors_origins:
