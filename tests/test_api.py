@@ -354,3 +354,18 @@ def test_auth_scopes_when_bound_publicly(tmp_path, engine, capfd):
             revoked = c.post("/v1/recognize", files=files(STRANGER, field="image"), headers=kiosk)
             assert_problem(revoked, 401, "unauthorized")
             assert c.get("/healthz").status_code == 200  # health needs no key
+
+
+def test_the_ui_and_docs_are_served_by_facegate_itself(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script type="module" src="/ui/app.js">' in page.text
+    script = client.get("/ui/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["cache-control"] == "no-cache"  # revalidated, so an upgrade shows at once
+    assert client.get("/ui/app.js", headers={"If-None-Match": script.headers["etag"]}).status_code == 304
+    assert client.get("/ui/../api/app.py").status_code == 404
+    docs = client.get("/docs").text
+    assert "/docs/assets/swagger-ui-bundle.js" in docs and "cdn." not in docs
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200

@@ -22,6 +22,16 @@ CSP = (
 )
 
 
+class _Revalidated(StaticFiles):
+    """Static files that browsers revalidate (by ETag) on every load, so an upgrade shows at once."""
+
+    async def get_response(self, path: str, scope):
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def mount_ui(app: FastAPI) -> None:
     """Serve the UI at ``/`` and its assets at ``/ui/``."""
     headers = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
@@ -34,4 +44,4 @@ def mount_ui(app: FastAPI) -> None:
     def ui_root() -> RedirectResponse:
         return RedirectResponse("/")
 
-    app.mount("/ui", StaticFiles(directory=STATIC), name="ui")
+    app.mount("/ui", _Revalidated(directory=STATIC), name="ui")
