@@ -350,6 +350,15 @@ def test_every_page_is_labelled_and_keyboard_reachable(playwright, server, tmp_p
             page.get_by_role("heading", level=1).first.wait_for()
             page.wait_for_timeout(300)
             assert page.evaluate(UNLABELLED) == [], route
+        # pause and resume on the live page
+        page.goto("/#/live")
+        face = page.locator('[data-testid="face"]').first
+        face.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Pause").click()
+        assert page.locator('[data-testid="face"]').count() == 0
+        assert page.locator("#pause").get_attribute("aria-pressed") == "true"
+        page.get_by_role("button", name="Resume").click()
+        face.wait_for(timeout=30_000)
         page.goto("/#/people")
         page.locator('[data-testid="person"] a').first.click()
         page.locator("#person-name").wait_for()

@@ -58,9 +58,13 @@ export function render(root) {
     }
     stage.hidden = false;
     pauseButton.disabled = false;
+    setPaused(false); // a newly chosen camera starts running
     await fillCameras(cameraSelect, stream);
-    countVideoFrames();
-    connect();
+    tracker.clear();
+    if (!socket) {
+      countVideoFrames();
+      connect();
+    }
   }
 
   function countVideoFrames() {
@@ -102,6 +106,7 @@ export function render(root) {
     if (msg.type === "result") {
       latencyMs = performance.now() - (inFlight ? inFlight.sentAt : performance.now());
       inFlight = null;
+      if (paused) return; // an answer that was on its way when the user paused
       rates.answers.tick();
       frameSize = { width: msg.width, height: msg.height };
       draw(tracker.update(msg.faces.map((f) => ({ box: f.box, decision: f.decision }))));
@@ -156,20 +161,24 @@ export function render(root) {
       `latency ${latencyMs.toFixed(0)} ms (server ${msg.processing_ms.toFixed(0)} ms)`;
   }
 
-  pauseButton.addEventListener("click", () => {
-    paused = !paused;
+  function setPaused(value) {
+    if (value === paused) return;
+    paused = value;
     pauseButton.textContent = paused ? "Resume" : "Pause";
     pauseButton.setAttribute("aria-pressed", String(paused));
     if (paused) {
       video.pause();
       overlay.replaceChildren();
+      people.replaceChildren();
       tracker.clear();
       stats.textContent = "Paused";
     } else {
       video.play();
       sendNext();
     }
-  });
+  }
+
+  pauseButton.addEventListener("click", () => setPaused(!paused));
   cameraSelect.addEventListener("change", () => start(cameraSelect.value));
 
   start();
