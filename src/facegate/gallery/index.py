@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import secrets
 import threading
 import time
@@ -92,11 +93,72 @@ class Template:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class TemplateRows:
+    """Templates column by column: row ``i`` of ``matrix`` is template ``ids[i]`` of ``owners[i]``.
+
+    A gallery keeps its templates this way (not as :class:`Template` objects) so that a
+    million of them cost a few lists and one matrix, and a patch copies rows, not objects.
+    """
+
+    ids: list[str]
+    owners: list[str]
+    qualities: list[float]
+    sources: list[str]
+    matrix: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int) -> TemplateRows:
+        return cls([], [], [], [], np.zeros((0, dim), np.float32))
+
+    @classmethod
+    def of(cls, templates: list[Template], dim: int) -> TemplateRows:
+        if not templates:
+            return cls.empty(dim)
+        matrix = np.stack([t.embedding for t in templates]).astype(np.float32)
+        return cls(
+            [t.id for t in templates],
+            [t.person_id for t in templates],
+            [float(t.quality) for t in templates],
+            [t.source for t in templates],
+            np.ascontiguousarray(matrix),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def template(self, i: int) -> Template:
+        return Template(self.ids[i], self.owners[i], self.matrix[i], self.qualities[i], self.sources[i])
+
+    def where(self, keep: np.ndarray) -> TemplateRows:
+        """The rows where the boolean mask ``keep`` is set."""
+        selectors = keep.tolist()
+        return TemplateRows(
+            list(itertools.compress(self.ids, selectors)),
+            list(itertools.compress(self.owners, selectors)),
+            list(itertools.compress(self.qualities, selectors)),
+            list(itertools.compress(self.sources, selectors)),
+            np.ascontiguousarray(self.matrix[keep]),
+        )
+
+    def plus(self, other: TemplateRows) -> TemplateRows:
+        """These rows followed by ``other``'s."""
+        if not len(other):
+            return self
+        return TemplateRows(
+            self.ids + other.ids,
+            self.owners + other.owners,
+            self.qualities + other.qualities,
+            self.sources + other.sources,
+            np.concatenate([self.matrix, other.matrix]),
+        )
+
+
 class Gallery:
     """People and their templates for one embedding model, searched by float32 matmul.
 
-    Writes are copy-on-write (new list, dict and matrix objects), so a search works on a
-    consistent snapshot without holding the lock during the matrix product.
+    Writes are copy-on-write (new dict and :class:`TemplateRows` objects), so a search works
+    on a consistent snapshot without holding the lock during the matrix product.
     """
 
     def __init__(self, model_id: str, dim: int = 128, policy: MatchPolicy | None = None) -> None:
@@ -104,10 +166,13 @@ class Gallery:
         self.dim = dim
         self.policy = policy or MatchPolicy()
         self._people: dict[str, Person] = {}
-        self._templates: list[Template] = []
-        self._matrix = np.zeros((0, dim), np.float32)
-        self._quantized: QuantizedMatrix | None = None  # of ``_matrix``, built on first search
+        self._rows = TemplateRows.empty(dim)
+        self._quantized: QuantizedMatrix | None = None  # of ``_rows.matrix``, built on first search
         self._lock = threading.RLock()
+
+    @property
+    def _matrix(self) -> np.ndarray:
+        return self._rows.matrix
 
     # ----------------------------------------------------------------- people
 
@@ -121,7 +186,7 @@ class Gallery:
 
     @property
     def template_count(self) -> int:
-        return len(self._templates)
+        return len(self._rows)
 
     def get(self, person_id: str) -> Person:
         """The person with this id; raises ``GalleryError(code='person_not_found')``."""
@@ -162,18 +227,18 @@ class Gallery:
         """Delete a person and all their templates; returns how many templates went."""
         with self._lock:
             self.get(person_id)
-            keep = [t for t in self._templates if t.person_id != person_id]
-            removed = len(self._templates) - len(keep)
+            keep = np.array([o != person_id for o in self._rows.owners], bool)
             self._people = {pid: p for pid, p in self._people.items() if pid != person_id}
-            self._rebuild(keep)
-            return removed
+            self._set_rows(self._rows.where(keep))
+            return int((~keep).sum())
 
     # ----------------------------------------------------------------- templates
 
     def templates_of(self, person_id: str) -> list[Template]:
         with self._lock:
             self.get(person_id)
-            return [t for t in self._templates if t.person_id == person_id]
+            rows = self._rows
+        return [rows.template(i) for i, owner in enumerate(rows.owners) if owner == person_id]
 
     def add_templates(
         self,
@@ -185,49 +250,66 @@ class Gallery:
         """Attach embeddings (N, dim) to a person; they are normalised to unit length."""
         vectors = self._validate(embeddings)
         n = len(vectors)
-        qualities = qualities or [1.0] * n
-        sources = sources or [""] * n
+        new = TemplateRows(
+            [new_id("t") for _ in range(n)],
+            [person_id] * n,
+            [float(q) for q in (qualities or [1.0] * n)],
+            list(sources or [""] * n),
+            vectors,
+        )
         with self._lock:
             self.get(person_id)
-            new = [Template(new_id("t"), person_id, vectors[i], float(qualities[i]), sources[i]) for i in range(n)]
-            self._templates = self._templates + new
-            self._matrix = np.concatenate([self._matrix, vectors])
-            self._quantized = None
-            return new
+            self._set_rows(self._rows.plus(new))
+            return [new.template(i) for i in range(n)]
 
     def remove_template(self, template_id: str) -> Template:
         """Delete one template by id."""
         with self._lock:
-            found = next((t for t in self._templates if t.id == template_id), None)
-            if found is None:
-                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
-            self._rebuild([t for t in self._templates if t.id != template_id])
+            rows = self._rows
+            try:
+                index = rows.ids.index(template_id)
+            except ValueError:
+                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found") from None
+            found = rows.template(index)
+            keep = np.ones(len(rows), bool)
+            keep[index] = False
+            self._set_rows(rows.where(keep))
             return found
 
-    def restore(self, people: list[Person], templates: list[Template], matrix: np.ndarray | None = None) -> None:
-        """Replace the whole content (used when loading from storage).
-
-        ``matrix``, when given, holds the templates' embeddings row by row (row i is
-        ``templates[i].embedding``), so they need not be stacked again.
-        """
+    def restore(self, people: list[Person], templates: list[Template] | TemplateRows) -> None:
+        """Replace the whole content (used when loading from storage)."""
+        rows = templates if isinstance(templates, TemplateRows) else TemplateRows.of(templates, self.dim)
         with self._lock:
             self._people = {p.id: p for p in people}
-            for t in templates:
-                if t.person_id not in self._people:
-                    raise GalleryError(f"template {t.id} belongs to no person", code="gallery_corrupt")
-            if matrix is not None and matrix.shape != (len(templates), self.dim):
-                raise GalleryError("the matrix does not match the templates", code="gallery_corrupt")
-            self._rebuild(list(templates), matrix)
+            self._check_owners(rows)
+            if rows.matrix.shape != (len(rows), self.dim):
+                raise GalleryError("the embedding matrix does not match the templates", code="gallery_corrupt")
+            self._set_rows(rows)
 
-    def _rebuild(self, templates: list[Template], matrix: np.ndarray | None = None) -> None:
-        self._templates = templates
+    def patched(self, person_ids: set[str], people: list[Person], rows: TemplateRows) -> Gallery:
+        """A new gallery: these people (and their templates) replaced by ``people`` and ``rows``.
+
+        ``people`` holds the ones among ``person_ids`` that still exist, ``rows`` all their
+        templates; the others are gone. Everyone else is carried over untouched.
+        """
+        with self._lock:
+            old_people, old_rows = self._people, self._rows
+        fresh = Gallery(self.model_id, self.dim, self.policy)
+        fresh._people = {pid: p for pid, p in old_people.items() if pid not in person_ids}
+        fresh._people.update({p.id: p for p in people})
+        fresh._check_owners(rows)
+        keep = np.fromiter((o not in person_ids for o in old_rows.owners), bool, len(old_rows))
+        fresh._set_rows((old_rows if keep.all() else old_rows.where(keep)).plus(rows))
+        return fresh
+
+    def _check_owners(self, rows: TemplateRows) -> None:
+        for template_id, owner in zip(rows.ids, rows.owners, strict=True):
+            if owner not in self._people:
+                raise GalleryError(f"template {template_id} belongs to no person", code="gallery_corrupt")
+
+    def _set_rows(self, rows: TemplateRows) -> None:
+        self._rows = rows
         self._quantized = None
-        if matrix is not None:
-            self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        elif templates:
-            self._matrix = np.ascontiguousarray(np.stack([t.embedding for t in templates]).astype(np.float32))
-        else:
-            self._matrix = np.zeros((0, self.dim), np.float32)
 
     def _validate(self, embeddings: np.ndarray) -> np.ndarray:
         return unit_embeddings(embeddings, self.dim)
@@ -241,10 +323,10 @@ class Gallery:
 
     def _prefilter(self) -> QuantizedMatrix | None:
         """The int8 prefilter of the current matrix (built on first use), or None when small."""
-        if len(self._matrix) < QUANTIZED_MIN_TEMPLATES:
+        if len(self._rows) < QUANTIZED_MIN_TEMPLATES:
             return None
         if self._quantized is None:
-            self._quantized = QuantizedMatrix(self._matrix)
+            self._quantized = QuantizedMatrix(self._rows.matrix)
         return self._quantized
 
     def search(self, queries: np.ndarray, top_k: int = 1) -> list[list[Candidate]]:
@@ -256,46 +338,47 @@ class Gallery:
         """
         q = self._validate(queries)
         with self._lock:
-            matrix, templates, people = self._matrix, self._templates, self._people
-            if not templates:
+            rows, people = self._rows, self._people
+            if not len(rows):
                 return [[] for _ in range(len(q))]
             prefilter = self._prefilter()
+        matrix, owners = rows.matrix, rows.owners
         if prefilter is None:
-            return [self._full_search(row, templates, people, top_k) for row in similarities(q, matrix)]
+            return [self._full_search(row, owners, people, top_k) for row in similarities(q, matrix)]
         shortlist = prefilter.shortlist(q)
         wanted = min(top_k, len(people))
         out = []
-        for query, rows, ceiling in zip(q, shortlist.indices, shortlist.ceiling, strict=True):
-            found = self._rank(rows, matrix[rows] @ query, templates, people, top_k)
+        for query, shortlisted, ceiling in zip(q, shortlist.indices, shortlist.ceiling, strict=True):
+            found = self._rank(shortlisted, matrix[shortlisted] @ query, owners, people, top_k)
             if len(found) < wanted or found[-1].similarity <= ceiling:  # not proven: scan everything
-                found = self._full_search(similarities(query[None], matrix)[0], templates, people, top_k)
+                found = self._full_search(similarities(query[None], matrix)[0], owners, people, top_k)
             out.append(found)
         return out
 
     def _full_search(
-        self, sims: np.ndarray, templates: list[Template], people: dict[str, Person], top_k: int
+        self, sims: np.ndarray, owners: list[str], people: dict[str, Person], top_k: int
     ) -> list[Candidate]:
         """The best ``top_k`` people from every template's similarity (T,)."""
         if top_k == 1:  # the common case: one pass, no partial sort
             best = int(sims.argmax())
-            return self._rank(np.array([best]), sims[best : best + 1], templates, people, 1)
+            return self._rank(np.array([best]), sims[best : best + 1], owners, people, 1)
         # the best templates, deeper until they hold top_k people (then those are the best people)
         depth = max(8, top_k * 8)
         while True:
             depth = min(depth, len(sims))
             rows = np.argpartition(-sims, depth - 1)[:depth] if depth < len(sims) else np.arange(len(sims))
-            found = self._rank(rows, sims[rows], templates, people, top_k)
+            found = self._rank(rows, sims[rows], owners, people, top_k)
             if len(found) >= top_k or depth == len(sims):
                 return found
             depth *= 4
 
     def _rank(
-        self, rows: np.ndarray, sims: np.ndarray, templates: list[Template], people: dict[str, Person], top_k: int
+        self, rows: np.ndarray, sims: np.ndarray, owners: list[str], people: dict[str, Person], top_k: int
     ) -> list[Candidate]:
         """The first ``top_k`` distinct people among template ``rows`` scored ``sims``, best first."""
         seen: dict[str, Candidate] = {}
         for i in np.argsort(-sims, kind="stable"):
-            pid = templates[rows[i]].person_id
+            pid = owners[rows[i]]
             if pid not in seen:
                 sim = float(sims[i])
                 seen[pid] = Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))
@@ -307,9 +390,9 @@ class Gallery:
         """The similarity of an embedding to a person's closest template (None without templates)."""
         query = self._validate(embedding)[0]
         with self._lock:
-            matrix, templates = self._matrix, self._templates
-        rows = [i for i, t in enumerate(templates) if t.person_id == person_id]
-        return float((matrix[rows] @ query).max()) if rows else None
+            rows = self._rows
+        mine = [i for i, owner in enumerate(rows.owners) if owner == person_id]
+        return float((rows.matrix[mine] @ query).max()) if mine else None
 
     def identify(self, embeddings: np.ndarray, top_k: int = 0) -> list[Decision]:
         """A match/unknown decision per embedding; ``top_k`` candidates included on request."""

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facegate.gallery.index import Gallery, GalleryError, Person, Template, new_id, unit_embeddings
+from facegate.gallery.index import Gallery, GalleryError, Person, TemplateRows, new_id, unit_embeddings
 from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
 
 DEFAULT_COLLECTION = "default"
@@ -43,6 +43,20 @@ class PersonRecord:
     created_at: float
     updated_at: float
     thumbnail_id: str | None = None  # the best-quality template that has a stored chip
+
+
+def _template_rows(rows: list, owner_of: dict[int, str], dim: int) -> TemplateRows:
+    """Template rows (public_id, person_id, embedding, quality, source) as the gallery's columns."""
+    if not rows:
+        return TemplateRows.empty(dim)
+    matrix = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dim)
+    return TemplateRows(
+        [r.public_id for r in rows],
+        [owner_of[r.person_id] for r in rows],
+        [r.quality for r in rows],
+        [r.source for r in rows],
+        matrix.astype(np.float32),  # a writable copy
+    )
 
 
 def _as_record(row: PersonRow, collection: str, template_count: int, thumbnail_id: str | None) -> PersonRecord:
@@ -501,15 +515,9 @@ class Store:
                 .order_by(TemplateRow.id)
             ).all()
         public = {pid: public_id for pid, public_id, *_ in people}
-        matrix = (
-            np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dim).copy()
-            if rows
-            else np.zeros((0, dim), np.float32)
-        )
         gallery.restore(
             [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people],
-            [Template(r.public_id, public[r.person_id], matrix[i], r.quality, r.source) for i, r in enumerate(rows)],
-            matrix,  # the templates' rows already: no second copy
+            _template_rows(rows, public, dim),
         )
         gallery.prepare_search()
         return gallery
