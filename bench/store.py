@@ -4,7 +4,8 @@
 
 Synthetic unit vectors (10 templates per person) are written once per size with bulk
 inserts into a fresh SQLite file (or the database at ``--url``), then timed:
-``Store.load_gallery`` (database -> in-memory index, int8 prefilter included) and
+``Store.load_gallery`` (database -> in-memory index, int8 prefilter included), the live
+index's reload after one more person is enrolled (only that person is read), and
 ``Gallery.identify`` for one query (exact: int8 shortlist re-scored in float32, or the full
 float32 product below 20k templates), beside the plain float32 product over every
 template. Half the queries are near an enrolled template, half are strangers. Medians.
@@ -25,7 +26,8 @@ from sqlalchemy import insert, select
 
 from facegate.gallery.index import new_id, similarities
 from facegate.store.db import make_engine, upgrade
-from facegate.store.repository import DEFAULT_COLLECTION, Store
+from facegate.store.live import LiveIndex
+from facegate.store.repository import DEFAULT_COLLECTION, NewTemplate, Store
 from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
 
 MODEL = "bench_model"
@@ -118,8 +120,17 @@ def measure(size: int, args: argparse.Namespace, rng: np.random.Generator) -> tu
             t = time.perf_counter()
             gallery = store.load_gallery(MODEL)
             loads.append(time.perf_counter() - t)
+        gallery = None
+        # what a running server does after a write: the live index reloads only who changed
+        live = LiveIndex(store, MODEL)
+        new = rng.normal(size=(PER_PERSON, DIM)).astype(np.float32)
+        store.enroll("one more", [NewTemplate(v / np.linalg.norm(v)) for v in new], model_id=MODEL)
+        t = time.perf_counter()
+        assert live.refresh()
+        reload_s = time.perf_counter() - t
+        gallery = live.gallery
         engine.dispose()
-    assert gallery.template_count == size
+    assert gallery.template_count == size + PER_PERSON
     matrix = gallery._matrix
     # half the queries are near an enrolled template (a known face), half are strangers
     half = args.queries // 2
@@ -130,7 +141,8 @@ def measure(size: int, args: argparse.Namespace, rng: np.random.Generator) -> tu
     scan_ms = median_ms(lambda q: similarities(q[None], matrix).argmax(), queries)
     load_s = statistics.median(loads)
     print(
-        f"templates={size:>9,} write_s={fill_s:6.1f} load_s={load_s:6.2f} search_ms={search_ms:7.2f} "
+        f"templates={size:>9,} write_s={fill_s:6.1f} load_s={load_s:6.2f} reload_after_write_s={reload_s:5.2f} "
+        f"search_ms={search_ms:7.2f} "
         f"float32_scan_ms={scan_ms:7.2f} speedup={scan_ms / search_ms:4.1f}x",
         flush=True,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
@@ -42,15 +44,15 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO collections (name, created_at) VALUES ('default', 0)"))
     upgrade(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert Store(engine).version() == 0
     assert Store(engine).collections() == ["default"]
 
 
 def test_migrations_apply_and_are_idempotent(store):
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == "0005"
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == "0005"
 
 
 def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):
@@ -205,14 +207,17 @@ def test_readers_get_the_current_index_while_a_reload_runs(store, faces, engine,
     store.enroll(ENROLLED[0], [NewTemplate(v) for v in faces[ENROLLED[0]][:3]], model_id=engine.model_id)
     live = live_module.LiveIndex(store, engine.model_id, poll_interval=0.0)
     loading, release = threading.Event(), threading.Event()
-    load = store.load_gallery
 
-    def held_load(*args, **kwargs):  # the real load, held until the test lets it finish
-        loading.set()
-        assert release.wait(30)
-        return load(*args, **kwargs)
+    def held(load):
+        def held_load(*args, **kwargs):  # the real load, held until the test lets it finish
+            loading.set()
+            assert release.wait(30)
+            return load(*args, **kwargs)
 
-    monkeypatch.setattr(store, "load_gallery", held_load)
+        return held_load
+
+    monkeypatch.setattr(store, "load_gallery", held(store.load_gallery))
+    monkeypatch.setattr(store, "load_people", held(store.load_people))
     store.enroll(ENROLLED[1], [NewTemplate(v) for v in faces[ENROLLED[1]][:3]], model_id=engine.model_id)
     writer = threading.Thread(target=live.refresh)  # a writer waits for its write to be searchable
     writer.start()
@@ -236,6 +241,75 @@ def test_readers_get_the_current_index_while_a_reload_runs(store, faces, engine,
     while {p.name for p in live.gallery.people} != {"Renamed", ENROLLED[1]}:
         assert time.monotonic() < deadline, "the background reload did not land"
         time.sleep(0.01)
+
+
+def _content(gallery) -> tuple:
+    """What searches depend on, independent of row order: people, and each template's owner and vector."""
+    rows = gallery._rows
+    people = sorted((p.id, p.name, p.created_at, json.dumps(p.metadata, sort_keys=True)) for p in gallery.people)
+    templates = sorted(
+        (i, o, q, src, v.tobytes())
+        for i, o, q, src, v in zip(rows.ids, rows.owners, rows.qualities, rows.sources, rows.matrix, strict=True)
+    )
+    return people, templates
+
+
+def test_incremental_reload_equals_a_full_load(store, faces, engine, monkeypatch):
+    from facegate.store.live import LiveIndex
+
+    model = engine.model_id
+    ada = store.enroll("Ada", [NewTemplate(v) for v in faces["Colin_Powell"][:3]], model_id=model)
+    bob = store.enroll("Bob", [NewTemplate(v) for v in faces["Tony_Blair"][:2]], model_id=model)
+    cy = store.enroll("Cy", [NewTemplate(faces["Hugo_Chavez"][0])], model_id=model)
+    live = LiveIndex(store, model, poll_interval=0.0)
+    full_loads = []
+    load = store.load_gallery
+    monkeypatch.setattr(store, "load_gallery", lambda *a, **k: full_loads.append(1) or load(*a, **k))
+    ada_templates = [t.id for t in live.gallery.templates_of(ada.id)]
+    changes = [
+        lambda: store.enroll("Dee", [NewTemplate(faces["George_W_Bush"][0])], model_id=model),
+        lambda: store.add_templates(bob.id, [NewTemplate(faces["Tony_Blair"][2])], model_id=model),
+        lambda: store.move_templates([ada_templates[0]], bob.id),
+        lambda: store.remove_template(ada_templates[1]),
+        lambda: store.rename(ada.id, "Ada L."),
+        lambda: store.update_person(bob.id, metadata={"team": "blue"}),
+        lambda: store.delete_person(cy.id),
+        lambda: store.add_templates(ada.id, [NewTemplate(faces["Colin_Powell"][3])], model_id="another_model"),
+    ]
+    for change in changes:
+        change()
+        assert live.refresh()
+        assert _content(live.gallery) == _content(load(model)), change
+    assert full_loads == []  # every reload above read only the people the log named
+    assert live.gallery.identify(faces["Tony_Blair"][3][None])[0].name == "Bob"
+    # a change that touches everyone (an archive import) reloads the whole collection
+    with store.transaction() as session:
+        store.bump_version(session, store.collection_row(session, "default").id)
+    assert live.refresh() and full_loads == [1]
+    assert _content(live.gallery) == _content(load(model))
+
+
+def test_change_log_names_changed_people_and_stays_bounded(store, faces, engine, monkeypatch):
+    from facegate.store import repository
+    from facegate.store.schema import ChangeRow
+
+    monkeypatch.setattr(repository, "CHANGE_LOG_KEEP", 6)
+    monkeypatch.setattr(repository, "CHANGE_LOG_PRUNE_EVERY", 3)
+    start, _ = store.changes_since("default", None)
+    ada = store.enroll("Ada", [NewTemplate(faces["Colin_Powell"][0])], model_id=engine.model_id)
+    bob = store.enroll("Bob", [NewTemplate(faces["Tony_Blair"][0])], model_id=engine.model_id)
+    assert store.changes_since("default", start) == (start + 2, {ada.id, bob.id})
+    assert store.changes_since("default", start + 1) == (start + 2, {bob.id})
+    assert store.changes_since("default", start + 2) == (start + 2, set())
+    assert store.changes_since("default", None) == (start + 2, None)  # no version yet: load everything
+    for i in range(8):
+        store.rename(ada.id, f"Ada {i}")
+    now = start + 10
+    assert store.changes_since("default", now - 2) == (now, {ada.id})
+    assert store.changes_since("default", now - 4)[1] is None  # older than half the log: load everything
+    with store.engine.connect() as conn:
+        kept = conn.scalars(select(ChangeRow.version)).all()
+    assert min(kept) > now - 6 - 3 and len(kept) <= 6 + 3  # pruned as it goes
 
 
 def test_move_templates_fixes_a_wrong_enrolment(store, faces, engine):

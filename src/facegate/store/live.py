@@ -1,10 +1,13 @@
 """An in-memory search index that follows the database, whoever writes to it.
 
-Every write bumps its collection's change counter in the same transaction. ``LiveIndex``
-reads that counter at most every ``poll_interval`` seconds (one indexed row, on SQLite and
-PostgreSQL alike) and, when it moved, builds a new index and swaps it in: searches keep
-using the old index until the new one is complete, and writes made by another process
-(a second server, the CLI) are visible within ``poll_interval`` plus one load.
+Every write bumps its collection's change counter and logs the people it touched, in the
+same transaction. ``LiveIndex`` reads that counter at most every ``poll_interval`` seconds
+(one indexed row, on SQLite and PostgreSQL alike) and, when it moved, reads the people the
+log names since its own version, builds a new index from the current one with just those
+people replaced, and swaps it in (the whole collection is reloaded when the log says so or
+does not reach back far enough). Searches keep using the old index until the new one is
+complete, and writes made by another process (a second server, the CLI) are visible within
+``poll_interval`` plus one load.
 
 Readers never wait for a load: while one is under way they get the current index. A
 gallery of ``BACKGROUND_RELOAD_TEMPLATES`` or more reloads on a thread of its own (a
@@ -86,12 +89,17 @@ class LiveIndex:
         threading.Thread(target=run, name=f"facegate-reload-{self.collection}", daemon=True).start()
 
     def _reload(self, force: bool) -> bool:
-        """Check the counter and load if it moved; the caller holds the reload lock."""
+        """Check the counter and load what changed if it moved; the caller holds the reload lock."""
         self._checked_at = time.monotonic()
-        version = self.store.version(self.collection)
+        version, changed = self.store.changes_since(self.collection, None if force else self._version)
         if not force and version == self._version:
             return False
-        fresh = self.store.load_gallery(self.model_id, self.collection, self.dim)
+        if changed is None:
+            fresh = self.store.load_gallery(self.model_id, self.collection, self.dim)
+        else:  # only the people the change log names
+            people, rows = self.store.load_people(self.model_id, self.collection, changed, self.dim)
+            fresh = self._gallery.patched(changed, people, rows)
+            fresh.prepare_search()
         fresh.policy = self._gallery.policy
         self._gallery, self._version = fresh, version  # one assignment: searches never see half
         return True

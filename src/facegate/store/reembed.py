@@ -61,7 +61,7 @@ def reembed(
                     chips.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
                     usable.append(row)
             vectors = engine.embed_chips(np.stack(chips)) if chips else []
-            collection_ids = set()
+            changed: dict[int, set[str]] = {}  # collection -> people given new templates
             for row, vector in zip(usable, vectors, strict=True):
                 session.add(
                     TemplateRow(
@@ -76,9 +76,9 @@ def reembed(
                         origin_id=row.public_id,
                     )
                 )
-                collection_ids.add(row.person.collection_id)
-            for collection_id in collection_ids:
-                store.bump_version(session, collection_id)
+                changed.setdefault(row.person.collection_id, set()).add(row.person.public_id)
+            for collection_id, people in changed.items():
+                store.bump_version(session, collection_id, people)
             added += len(usable)
         if progress:
             progress(min(start + BATCH, len(todo)), len(todo))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.gallery.index import Gallery, GalleryError, Person, TemplateRows, new_id, unit_embeddings
-from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
+from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
 
 DEFAULT_COLLECTION = "default"
+# The change log keeps this many versions per collection (pruned every PRUNE_EVERY writes);
+# an index older than half of it reloads the whole collection instead.
+CHANGE_LOG_KEEP = 100_000
+CHANGE_LOG_PRUNE_EVERY = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,22 @@ class PersonRecord:
     created_at: float
     updated_at: float
     thumbnail_id: str | None = None  # the best-quality template that has a stored chip
+
+
+# what the search index needs of a person and of a template
+_PERSON_COLUMNS = (PersonRow.id, PersonRow.public_id, PersonRow.name, PersonRow.created_at, PersonRow.meta)
+_TEMPLATE_COLUMNS = (
+    TemplateRow.public_id,
+    TemplateRow.person_id,
+    TemplateRow.embedding,
+    TemplateRow.quality,
+    TemplateRow.source,
+)
+
+
+def _people_of(rows: list) -> list[Person]:
+    """Person rows (id, public_id, name, created_at, meta) as the gallery's people."""
+    return [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in rows]
 
 
 def _template_rows(rows: list, owner_of: dict[int, str], dim: int) -> TemplateRows:
@@ -131,11 +152,76 @@ class Store:
         return row
 
     @staticmethod
-    def bump_version(session: Session, collection_id: int) -> None:
-        """Count a change to a collection, in the writing transaction (readers poll it)."""
+    def bump_version(session: Session, collection_id: int, person_ids: Iterable[str] | None = None) -> None:
+        """Count a change to a collection and log whom it touched, in the writing transaction.
+
+        Readers poll the counter (see ``store.live``) and reload only the logged people;
+        ``person_ids=None`` asks them to reload the whole collection.
+        """
         session.execute(
             update(CollectionRow).where(CollectionRow.id == collection_id).values(version=CollectionRow.version + 1)
         )
+        version = session.scalar(select(CollectionRow.version).where(CollectionRow.id == collection_id))
+        people = sorted(set(person_ids)) if person_ids is not None else [None]
+        session.add_all(ChangeRow(collection_id=collection_id, version=version, person_id=p) for p in people or [None])
+        if version % CHANGE_LOG_PRUNE_EVERY == 0:  # keep the log bounded
+            session.execute(
+                delete(ChangeRow).where(
+                    ChangeRow.collection_id == collection_id, ChangeRow.version <= version - CHANGE_LOG_KEEP
+                )
+            )
+
+    def changes_since(self, collection: str, version: int | None) -> tuple[int | None, set[str] | None]:
+        """The collection's version now, and the people changed after ``version`` up to it.
+
+        The set is None when the whole collection must be reloaded (no earlier version, a
+        change that touched everyone, or one older than the log keeps).
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(CollectionRow.id, CollectionRow.version).where(CollectionRow.name == collection)
+            ).first()
+            if row is None:
+                return None, None
+            if version is None or version > row.version or row.version - version > CHANGE_LOG_KEEP // 2:
+                return row.version, None
+            if version == row.version:
+                return row.version, set()
+            changed = set(
+                conn.scalars(
+                    select(ChangeRow.person_id).where(
+                        ChangeRow.collection_id == row.id, ChangeRow.version > version, ChangeRow.version <= row.version
+                    )
+                )
+            )
+        return row.version, (None if None in changed else changed)
+
+    def load_people(
+        self, model_id: str, collection: str, person_ids: set[str], dim: int = 128
+    ) -> tuple[list[Person], TemplateRows]:
+        """Those of ``person_ids`` that exist in the collection, and all their templates of one model."""
+        people, rows = [], []
+        wanted = sorted(person_ids)
+        with self._sessions() as session:
+            coll = session.scalar(select(CollectionRow.id).where(CollectionRow.name == collection))
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                people += session.execute(
+                    select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll, PersonRow.public_id.in_(chunk))
+                ).all()
+                rows += session.execute(
+                    select(*_TEMPLATE_COLUMNS)
+                    .join(PersonRow)
+                    .where(
+                        PersonRow.collection_id == coll,
+                        PersonRow.public_id.in_(chunk),
+                        TemplateRow.model_id == model_id,
+                        TemplateRow.dim == dim,
+                    )
+                    .order_by(TemplateRow.id)
+                ).all()
+        public = {pid: public_id for pid, public_id, *_ in people}
+        return _people_of(people), _template_rows(rows, public, dim)
 
     def version(self, collection: str = DEFAULT_COLLECTION) -> int | None:
         """The collection's change counter (None if it does not exist)."""
@@ -174,6 +260,7 @@ class Store:
             count = session.scalar(select(func.count()).select_from(people.subquery())) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id.in_(people)))
             session.execute(delete(PersonRow).where(PersonRow.collection_id == coll.id))
+            session.execute(delete(ChangeRow).where(ChangeRow.collection_id == coll.id))
             session.delete(coll)
         return int(count)
 
@@ -233,7 +320,7 @@ class Store:
                 session.flush()
                 for t, blob in zip(templates, encoded, strict=True):
                     session.add(self._template_row(person.id, t, blob, model_id, dim))
-                self.bump_version(session, coll.id)
+                self.bump_version(session, coll.id, [person.public_id])
                 return Person(person.public_id, person.name, person.created_at, dict(person.meta))
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
@@ -258,7 +345,7 @@ class Store:
             person = self._person(session, person_id)
             for t, blob in zip(templates, encoded, strict=True):
                 session.add(self._template_row(person.id, t, blob, model_id, dim))
-            self.bump_version(session, person.collection_id)
+            self.bump_version(session, person.collection_id, [person.public_id])
         return len(templates)
 
     def rename(self, person_id: str, name: str) -> None:
@@ -270,7 +357,7 @@ class Store:
             with self._sessions.begin() as session:
                 person = self._person(session, person_id)
                 person.name = name
-                self.bump_version(session, person.collection_id)
+                self.bump_version(session, person.collection_id, [person.public_id])
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
@@ -281,40 +368,40 @@ class Store:
             count = session.scalar(select(func.count()).where(TemplateRow.person_id == person.id)) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id == person.id))
             session.delete(person)
-            self.bump_version(session, person.collection_id)
+            self.bump_version(session, person.collection_id, [person.public_id])
         return int(count)
 
     def remove_template(self, template_id: str) -> None:
         """Delete one template (and its chip)."""
         with self._sessions.begin() as session:
             row = session.execute(
-                select(TemplateRow.id, PersonRow.collection_id)
+                select(TemplateRow.id, PersonRow.collection_id, PersonRow.public_id)
                 .join(PersonRow)
                 .where(TemplateRow.public_id == template_id)
             ).first()
             if row is None:
                 raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
             session.execute(delete(TemplateRow).where(TemplateRow.id == row.id))
-            self.bump_version(session, row.collection_id)
+            self.bump_version(session, row.collection_id, [row.public_id])
 
     def move_templates(self, template_ids: list[str], to_person_id: str) -> int:
         """Move templates to another person of the same collection (fixes a wrong enrolment)."""
         with self._sessions.begin() as session:
             target = self._person(session, to_person_id)
             rows = session.execute(
-                select(TemplateRow, PersonRow.collection_id)
+                select(TemplateRow, PersonRow.collection_id, PersonRow.public_id)
                 .join(PersonRow)
                 .where(TemplateRow.public_id.in_(template_ids))
             ).all()
-            found = {t.public_id for t, _ in rows}
+            found = {t.public_id for t, _, _ in rows}
             missing = [t for t in template_ids if t not in found]
             if missing:
                 raise GalleryError(f"no template with id {missing[0]!r}", code="template_not_found")
-            if any(coll != target.collection_id for _, coll in rows):
+            if any(coll != target.collection_id for _, coll, _ in rows):
                 raise GalleryError("templates can only move within their collection", code="cross_collection")
-            for template, _ in rows:
+            for template, _, _ in rows:
                 template.person_id = target.id
-            self.bump_version(session, target.collection_id)
+            self.bump_version(session, target.collection_id, [target.public_id, *(owner for _, _, owner in rows)])
         return len(rows)
 
     def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
@@ -408,7 +495,7 @@ class Store:
                 if external_ref is not None:
                     person.external_ref_hash = self.external_ref_hash(external_ref) if external_ref.strip() else None
                 session.flush()
-                self.bump_version(session, person.collection_id)
+                self.bump_version(session, person.collection_id, [person.public_id])
                 return self._record(session, person)
         except IntegrityError:
             raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
@@ -497,27 +584,14 @@ class Store:
             coll = session.scalar(select(CollectionRow).where(CollectionRow.name == collection))
             if coll is None:
                 return gallery
-            people = session.execute(
-                select(PersonRow.id, PersonRow.public_id, PersonRow.name, PersonRow.created_at, PersonRow.meta).where(
-                    PersonRow.collection_id == coll.id
-                )
-            ).all()
+            people = session.execute(select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll.id)).all()
             rows = session.execute(
-                select(
-                    TemplateRow.public_id,
-                    TemplateRow.person_id,
-                    TemplateRow.embedding,
-                    TemplateRow.quality,
-                    TemplateRow.source,
-                )
+                select(*_TEMPLATE_COLUMNS)
                 .join(PersonRow)
                 .where(PersonRow.collection_id == coll.id, TemplateRow.model_id == model_id, TemplateRow.dim == dim)
                 .order_by(TemplateRow.id)
             ).all()
         public = {pid: public_id for pid, public_id, *_ in people}
-        gallery.restore(
-            [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people],
-            _template_rows(rows, public, dim),
-        )
+        gallery.restore(_people_of(people), _template_rows(rows, public, dim))
         gallery.prepare_search()
         return gallery

@@ -42,6 +42,18 @@ class CollectionRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
 
+class ChangeRow(Base):
+    """Which person a collection version changed (``person_id`` None: reload the whole collection)."""
+
+    __tablename__ = "collection_changes"
+    __table_args__ = (Index("ix_collection_changes_version", "collection_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    person_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # a person's public id
+
+
 class PersonRow(Base):
     """An enrolled person. ``public_id`` is the stable opaque id shown to clients."""
 
