@@ -20,6 +20,7 @@ import numpy as np
 
 # rounding of the float32 re-scoring and of the scale arithmetic, on top of the bound
 _SLACK = 1e-5
+_CHUNK = 65_536  # rows quantised at a time
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,17 @@ class QuantizedMatrix:
         matrix = np.asarray(matrix, np.float32)
         self.rows, self.dim = matrix.shape
         self.candidates = min(candidates, self.rows)
-        peak = float(np.abs(matrix).max()) or 1.0
+        chunks = [matrix[i : i + _CHUNK] for i in range(0, self.rows, _CHUNK)]  # no matrix-sized temporaries
+        peak = max((max(float(c.max()), -float(c.min())) for c in chunks), default=0.0) or 1.0
         self.scale = 127.0 / peak
-        quantized = np.round(matrix * self.scale).astype(np.int8)
+        templates = np.empty((self.dim, self.rows), np.int8)  # transposed, as MatMulInteger wants them
+        max_l1 = 0
+        for i, chunk in zip(range(0, self.rows, _CHUNK), chunks, strict=True):
+            quantized = np.rint(chunk * self.scale).astype(np.int8)
+            templates[:, i : i + len(chunk)] = quantized.T
+            max_l1 = max(max_l1, int(np.abs(quantized, dtype=np.int16).sum(axis=1).max()))
         # the largest L1 norm of a dequantised row: how far a query's rounding can move a score
-        self.max_row_l1 = float(np.abs(quantized).sum(axis=1, dtype=np.int64).max()) / self.scale
+        self.max_row_l1 = max_l1 / self.scale
         graph = helper.make_graph(
             [
                 helper.make_node("MatMulInteger", ["query", "templates", "query_zero"], ["scores"]),
@@ -57,7 +64,7 @@ class QuantizedMatrix:
                 helper.make_tensor_value_info("top_rows", TensorProto.INT64, ["M", self.candidates]),
             ],
             [
-                numpy_helper.from_array(np.ascontiguousarray(quantized.T), "templates"),
+                numpy_helper.from_array(templates, "templates"),
                 numpy_helper.from_array(np.array(128, np.uint8), "query_zero"),
                 numpy_helper.from_array(np.array([self.candidates], np.int64), "k"),
             ],
