@@ -8,6 +8,7 @@ The tests run in order: the live test recognises the people the two enrolment te
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import os
@@ -297,6 +298,25 @@ def test_rename_remove_template_and_delete_through_the_ui(playwright, server, ap
     assert api.get(f"/v1/people/{person['id']}").status_code == 404
 
 
+def drop_files(page, selector: str, paths: list[Path]) -> None:
+    """Drop files on an element: a real DataTransfer carrying them, in dragover and drop events."""
+    payload = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+    transfer = page.evaluate_handle(
+        """files => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                const type = f.name.endsWith(".zip") ? "application/zip" : "image/jpeg";
+                dt.items.add(new File([bytes], f.name, { type }));
+            }
+            return dt;
+        }""",
+        payload,
+    )
+    page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
 def test_zip_upload_enrols_a_folder_per_person_and_people_search(playwright, server, api, tmp_path):
     archive = tmp_path / "team.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -305,7 +325,7 @@ def test_zip_upload_enrols_a_folder_per_person_and_people_search(playwright, ser
         zf.writestr("notes.txt", "not an image")
     with browser_page(playwright, server) as page:
         page.goto("/#/upload")
-        page.locator("#upload-files").set_input_files(str(archive))
+        drop_files(page, "#dropzone", [archive])  # dragged and dropped, as a person would
         page.get_by_text("1 people created").wait_for(timeout=60_000)
         assert page.locator(".report li.added").count() == 2
         assert page.locator(".report li.skipped").count() == 1
@@ -331,7 +351,21 @@ UNLABELLED = """() => {
 }"""
 
 
-def test_every_page_is_labelled_and_keyboard_reachable(playwright, server, tmp_path):
+AXE_WCAG_AA = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+    "resultTypes": ["violations"],
+}
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the page as it is now (contrast, names, roles...)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options=AXE_WCAG_AA)
+    return [f"{v['id']}: {[n['html'][:80] for n in v['nodes'][:3]]}" for v in results.response["violations"]]
+
+
+def test_every_page_passes_axe_and_is_keyboard_reachable(playwright, server, tmp_path):
     clip = write_clip(tmp_path / "one.y4m", [Segment(photos("Colin_Powell")[3], 2.0)])
     with browser_page(playwright, server, clip) as page:
         # keyboard: the skip link comes first, then the navigation; Enter follows a link
@@ -350,6 +384,13 @@ def test_every_page_is_labelled_and_keyboard_reachable(playwright, server, tmp_p
             page.get_by_role("heading", level=1).first.wait_for()
             page.wait_for_timeout(300)
             assert page.evaluate(UNLABELLED) == [], route
+            assert axe_violations(page) == [], route
+        page.goto("/#/upload")  # with a recognised photo and its per-face actions
+        page.locator("#upload-files").set_input_files(str(GROUP))
+        page.locator('[data-testid="upload-result"] [data-testid="face"]').first.wait_for(timeout=60_000)
+        assert axe_violations(page) == []
+        page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+        assert any(v.startswith("label") for v in axe_violations(page))  # axe does see problems
         # pause and resume on the live page
         page.goto("/#/live")
         face = page.locator('[data-testid="face"]').first
@@ -359,11 +400,16 @@ def test_every_page_is_labelled_and_keyboard_reachable(playwright, server, tmp_p
         assert page.locator("#pause").get_attribute("aria-pressed") == "true"
         page.get_by_role("button", name="Resume").click()
         face.wait_for(timeout=30_000)
+        assert page.locator(".stage.mirrored").count() == 1  # a mirror view by default, kept per browser
+        page.get_by_label("Mirror view").uncheck()
+        assert page.locator(".stage.mirrored").count() == 0
+        assert page.evaluate("localStorage.getItem('facegate.mirror')") == "0"
         page.goto("/#/people")
         page.locator('[data-testid="person"] a').first.click()
         page.locator("#person-name").wait_for()
         page.wait_for_function("document.querySelector('#person-name').textContent !== '…'")
         assert page.evaluate(UNLABELLED) == []
+        assert axe_violations(page) == []
 
 
 def test_help_page_phone_screen_and_missing_camera(playwright, server):

@@ -58,11 +58,29 @@ export async function api(path, { method = "GET", json, form, body, signal } = {
   return response.json();
 }
 
-/** A same-origin image that needs the API key (e.g. a face chip) as an object URL. */
-export async function protectedImage(path) {
+/** Object URLs made for one view, released together when it is left or redrawn. */
+export class UrlBag {
+  constructor() {
+    this.urls = [];
+  }
+
+  add(blob) {
+    const url = URL.createObjectURL(blob);
+    this.urls.push(url);
+    return url;
+  }
+
+  release() {
+    this.urls.forEach((url) => URL.revokeObjectURL(url));
+    this.urls = [];
+  }
+}
+
+/** Show a same-origin image that needs the API key (e.g. a face chip) in ``img``. */
+export async function showProtectedImage(img, path, bag) {
   const response = await fetch(path, { headers: headers() });
   if (!response.ok) throw new ApiProblem(response.status, "image", `cannot load ${path}`);
-  return URL.createObjectURL(await response.blob());
+  img.src = bag.add(await response.blob());
 }
 
 /** The WebSocket URL of the stream, with the key as a query parameter (browsers cannot set headers). */

@@ -62,10 +62,18 @@ export function grabFrame(video, maxWidth = 640, quality = 0.8) {
   return new Promise((resolve) => canvas.toBlob((blob) => resolve({ blob, width, height, canvas }), "image/jpeg", quality));
 }
 
+const MIRROR = "facegate.mirror";
+
+/** Whether camera views are shown mirrored, like a mirror (the default), or as the camera sees. */
+export const mirrored = {
+  get: () => localStorage.getItem(MIRROR) !== "0",
+  set: (value) => localStorage.setItem(MIRROR, value ? "1" : "0"),
+};
+
 /** A cell with a <video> and an overlay layer on top of it (boxes placed in % of the frame). */
 export function videoStage(h) {
   const video = h("video", { autoplay: true, muted: true, playsinline: true, "aria-label": "Camera view" });
   const overlay = h("div", { class: "overlay", "aria-live": "off" });
-  const stage = h("div", { class: "stage" }, video, overlay);
+  const stage = h("div", { class: mirrored.get() ? "stage mirrored" : "stage" }, video, overlay);
   return { stage, video, overlay };
 }

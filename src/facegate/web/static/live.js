@@ -3,7 +3,7 @@
 // and latency stays bounded), and an overlay of every face's box, name and confidence.
 
 import { streamUrl } from "./api.js";
-import { CameraError, closeCamera, grabFrame, listCameras, openCamera, videoStage } from "./camera.js";
+import { CameraError, closeCamera, grabFrame, listCameras, mirrored, openCamera, videoStage } from "./camera.js";
 import { describeDecision, faceBox, h, percent } from "./dom.js";
 import { FaceTracker } from "./tracker.js";
 
@@ -13,6 +13,11 @@ export function render(root) {
   const { stage, video, overlay } = videoStage(h);
   const cameraSelect = h("select", { id: "camera-select" });
   const pauseButton = h("button", { type: "button", id: "pause", "aria-pressed": "false" }, "Pause");
+  const mirror = h("input", { type: "checkbox", id: "mirror", checked: mirrored.get() });
+  mirror.addEventListener("change", () => {
+    mirrored.set(mirror.checked);
+    stage.classList.toggle("mirrored", mirror.checked);
+  });
   const stats = h("p", { class: "stats", id: "live-stats", "aria-live": "off" }, "Starting the camera…");
   const message = h("p", { class: "message", role: "alert" });
   const people = h("ul", { class: "sr-list", "aria-label": "Faces in view", id: "live-faces" });
@@ -24,6 +29,7 @@ export function render(root) {
       h("label", { for: "camera-select" }, "Camera"),
       cameraSelect,
       pauseButton,
+      h("label", { class: "check" }, mirror, "Mirror view"),
     ),
     message,
     stage,

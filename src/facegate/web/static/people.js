@@ -1,7 +1,7 @@
 // People: a searchable list with thumbnails, and each person's page (rename, templates,
 // add photos, remove a template, delete with confirmation).
 
-import { api, filesForm, protectedImage } from "./api.js";
+import { api, filesForm, showProtectedImage, UrlBag } from "./api.js";
 import { confirmAction, h, say } from "./dom.js";
 import { fileReport } from "./enrol.js";
 
@@ -21,6 +21,7 @@ export function renderList(root) {
   );
   let offset = 0;
   let timer = null;
+  const bag = new UrlBag();
 
   async function load() {
     const q = encodeURIComponent(search.value.trim());
@@ -32,7 +33,8 @@ export function renderList(root) {
       return;
     }
     summary.textContent = page.total === 0 ? "Nobody yet. Enrol someone to start." : `${page.total} people`;
-    grid.replaceChildren(...page.items.map(personCard));
+    bag.release();
+    grid.replaceChildren(...page.items.map((person) => personCard(person, bag)));
     const prev = h("button", { type: "button", class: "quiet", disabled: offset === 0 }, "Previous");
     const next = h("button", { type: "button", class: "quiet", disabled: offset + PAGE >= page.total }, "Next");
     prev.addEventListener("click", () => ((offset = Math.max(0, offset - PAGE)), load()));
@@ -44,11 +46,12 @@ export function renderList(root) {
     timer = setTimeout(() => ((offset = 0), load()), 250);
   });
   load();
+  return () => bag.release();
 }
 
-function personCard(person) {
+function personCard(person, bag) {
   const thumb = h("img", { alt: "", class: "thumb", width: 64, height: 64 });
-  if (person.thumbnail_url) protectedImage(person.thumbnail_url).then((url) => (thumb.src = url)).catch(() => {});
+  if (person.thumbnail_url) showProtectedImage(thumb, person.thumbnail_url, bag).catch(() => {});
   return h(
     "li",
     { "data-testid": "person", "data-name": person.name },
@@ -89,6 +92,7 @@ export function renderPerson(root, personId) {
     remove,
   );
   let person = null;
+  const bag = new UrlBag();
 
   async function load() {
     try {
@@ -101,13 +105,14 @@ export function renderPerson(root, personId) {
     heading.textContent = person.name;
     nameInput.value = person.name;
     const templates = await api(`/v1/people/${personId}/faces`);
+    bag.release();
     faces.replaceChildren(...templates.map(templateCard));
     if (!templates.length) faces.append(h("li", { class: "muted" }, "No face templates yet: add photos."));
   }
 
   function templateCard(t) {
     const img = h("img", { alt: `Face from ${t.source || "an upload"}`, width: 96, height: 96 });
-    if (t.chip_url) protectedImage(t.chip_url).then((url) => (img.src = url)).catch(() => {});
+    if (t.chip_url) showProtectedImage(img, t.chip_url, bag).catch(() => {});
     const drop = h("button", { type: "button", class: "quiet", "aria-label": `Remove the face from ${t.source || "an upload"}` }, "Remove");
     drop.addEventListener("click", async () => {
       if (!(await confirmAction("Remove this face template?", "Remove"))) return;
@@ -155,4 +160,5 @@ export function renderPerson(root, personId) {
     }
   });
   load();
+  return () => bag.release();
 }

@@ -1,7 +1,7 @@
 // Upload page: drop photos (or a ZIP); every face is drawn with its name and confidence, and
 // any face can be added to a person or start a new one. A ZIP enrols its folders as people.
 
-import { api, filesForm } from "./api.js";
+import { api, filesForm, UrlBag } from "./api.js";
 import { describeDecision, faceBox, h, percent, say } from "./dom.js";
 import { createWithPhotos, fileReport } from "./enrol.js";
 
@@ -24,12 +24,14 @@ export function render(root) {
     results,
   );
 
+  const bag = new UrlBag();
   const handle = (files) => {
+    bag.release();
     results.replaceChildren();
     const people = api("/v1/people?limit=500").then((page) => page.items, () => []); // one list for all faces
     for (const file of files) {
       if (ZIP_TYPES.includes(file.type) || file.name.toLowerCase().endsWith(".zip")) results.append(zipResult(file));
-      else results.append(imageResult(file, people));
+      else results.append(imageResult(file, people, bag));
     }
   };
   input.addEventListener("change", () => handle([...input.files]));
@@ -43,10 +45,11 @@ export function render(root) {
     zone.classList.remove("over");
     handle([...e.dataTransfer.files]);
   });
+  return () => bag.release();
 }
 
-function imageResult(file, people) {
-  const url = URL.createObjectURL(file);
+function imageResult(file, people, bag) {
+  const url = bag.add(file);
   const img = h("img", { src: url, alt: file.name });
   const overlay = h("div", { class: "overlay" });
   const list = h("ol", { class: "face-list" });
