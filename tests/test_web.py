@@ -441,3 +441,26 @@ def test_api_key_is_asked_for_when_the_server_requires_one(playwright, tmp_path,
             dialog.get_by_role("button", name="Save").click()
             page.get_by_text("Nobody yet").wait_for()
             assert page.evaluate("localStorage.getItem('facegate.apiKey')") == secret
+
+
+def test_the_collection_picker_scopes_every_page(playwright, server, api):
+    assert api.post("/v1/collections", json={"name": "office"}).status_code == 201
+    worker = api.post("/v1/people", params={"collection": "office"}, json={"name": "Office Worker"}).json()
+    images = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos("Hugo_Chavez")[:3]]
+    api.post(f"/v1/people/{worker['id']}/faces", params={"collection": "office"}, files=images).raise_for_status()
+    with browser_page(playwright, server) as page:
+        page.goto("/#/people")
+        page.get_by_label("Collection").select_option("office")
+        page.locator('[data-testid="person"][data-name="Office Worker"]').wait_for()
+        page.wait_for_function("document.querySelectorAll('[data-testid=person]').length === 1")
+        page.get_by_role("link", name="Upload").click()
+        page.locator("#upload-files").set_input_files(str(photos("Hugo_Chavez")[3]))
+        face = page.locator('[data-testid="upload-result"] [data-testid="face"]').first
+        face.wait_for(timeout=60_000)
+        assert face.get_attribute("data-name") == "Office Worker"  # recognised within the office
+        page.reload()  # the choice is kept by this browser
+        page.wait_for_function("document.querySelector('#collection-select').value === 'office'")
+        page.get_by_label("Collection").select_option("default")
+        page.get_by_role("link", name="People").click()
+        page.locator(f'[data-testid="person"][data-name="{GUIDED}"]').wait_for()
+        assert page.locator('[data-testid="person"][data-name="Office Worker"]').count() == 0

@@ -1,6 +1,7 @@
 // The facegate REST client used by the UI: API key handling and problem+json errors.
 
 const KEY = "facegate.apiKey";
+const COLLECTION = "facegate.collection";
 
 export class ApiProblem extends Error {
   constructor(status, code, detail) {
@@ -14,6 +15,19 @@ export const apiKey = {
   get: () => localStorage.getItem(KEY) || "",
   set: (value) => (value ? localStorage.setItem(KEY, value.trim()) : localStorage.removeItem(KEY)),
 };
+
+/** The collection (isolated gallery) every page works in; "default" unless chosen. */
+export const collection = {
+  get: () => localStorage.getItem(COLLECTION) || "default",
+  set: (name) => (name && name !== "default" ? localStorage.setItem(COLLECTION, name) : localStorage.removeItem(COLLECTION)),
+};
+
+/** ``path`` with the current collection as a query parameter (API paths that do not name one yet). */
+export function inCollection(path) {
+  const name = collection.get();
+  if (name === "default" || !path.startsWith("/v1/") || /[?&]collection=/.test(path)) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}collection=${encodeURIComponent(name)}`;
+}
 
 const listeners = new Set();
 /** Call ``fn`` whenever the server answers 401 (so the UI can ask for a key). */
@@ -39,7 +53,7 @@ export async function api(path, { method = "GET", json, form, body, signal } = {
   }
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(inCollection(path), init);
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiProblem(0, "network", "the server cannot be reached");
@@ -86,8 +100,10 @@ export async function showProtectedImage(img, path, bag) {
 /** The WebSocket URL of the stream, with the key as a query parameter (browsers cannot set headers). */
 export function streamUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const params = new URLSearchParams({ collection: collection.get() });
   const key = apiKey.get();
-  return `${scheme}//${location.host}/v1/stream${key ? `?api_key=${encodeURIComponent(key)}` : ""}`;
+  if (key) params.set("api_key", key);
+  return `${scheme}//${location.host}/v1/stream?${params}`;
 }
 
 /** Files as a multipart form under one field name. */

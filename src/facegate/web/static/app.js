@@ -1,6 +1,6 @@
 // The single page: hash routes, navigation state, the API key dialog and the first-run guide.
 
-import { api, apiKey, onUnauthorized } from "./api.js";
+import { api, apiKey, collection, onUnauthorized } from "./api.js";
 import { h } from "./dom.js";
 import * as enrol from "./enrol.js";
 import * as help from "./help.js";
@@ -53,6 +53,7 @@ function askForKey() {
       if (dialog.returnValue === "save" && input.value.trim()) {
         apiKey.set(input.value);
         route();
+        collectionPicker();
       }
     },
     { once: true },
@@ -73,6 +74,24 @@ function firstRunBanner() {
     note.remove();
   });
   document.getElementById("banner").append(note);
+}
+
+/** The collection picker in the header: every page works in the chosen collection. */
+async function collectionPicker() {
+  const select = document.getElementById("collection-select");
+  let names;
+  try {
+    names = (await api("/v1/collections")).map((c) => c.name);
+  } catch {
+    return; // e.g. a key without the admin scope: stay in the current collection
+  }
+  if (!names.includes(collection.get())) collection.set("default");
+  select.replaceChildren(...names.map((n) => h("option", { value: n, selected: n === collection.get() }, n)));
+  select.closest(".collection").hidden = names.length < 2;
+  select.onchange = () => {
+    collection.set(select.value);
+    route();
+  };
 }
 
 async function checkAuth() {
@@ -98,5 +117,5 @@ document.querySelector(".skip").addEventListener("click", (event) => {
   document.getElementById("view").focus();
 });
 firstRunBanner();
-checkAuth();
+checkAuth().then(collectionPicker);
 route();
