@@ -131,7 +131,7 @@ def measure(size: int, args: argparse.Namespace, rng: np.random.Generator) -> tu
         gallery = live.gallery
         engine.dispose()
     assert gallery.template_count == size + PER_PERSON
-    matrix = gallery._matrix
+    matrix = gallery._rows.matrix
     # half the queries are near an enrolled template (a known face), half are strangers
     half = args.queries // 2
     near = matrix[rng.integers(0, size, half)] + rng.normal(scale=0.03, size=(half, DIM))

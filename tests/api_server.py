@@ -13,6 +13,11 @@ from facegate.api.app import create_app
 from facegate.api.settings import Settings
 
 
+def files(*paths, field: str = "images") -> list:
+    """Photos as multipart fields for httpx (``files=``), all under one field name."""
+    return [(field, (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

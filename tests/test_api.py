@@ -15,7 +15,7 @@ import pytest
 import websockets
 from PIL import Image
 
-from api_server import free_port, running_server
+from api_server import files, free_port, running_server
 from conftest import GROUP, GROUP_FACES, NO_FACE, STRANGER, photos
 from facegate.api.settings import Settings
 
@@ -35,10 +35,6 @@ def server(tmp_path_factory, engine):
 def client(server):
     with httpx.Client(base_url=server[1], timeout=60) as c:
         yield c
-
-
-def files(*paths, field="images"):
-    return [(field, (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
 
 
 def people_count(client) -> int:

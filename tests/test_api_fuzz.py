@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_server import free_port, running_server
+from api_server import files, free_port, running_server
 from conftest import photos
 from facegate.api.settings import Settings
 
@@ -32,8 +32,7 @@ def test_openapi_operations_never_answer_5xx(tmp_path, engine):
         base = f"http://127.0.0.1:{settings.port}"
         with httpx.Client(base_url=base, timeout=60) as client:
             pid = client.post("/v1/people", json={"name": "Colin"}).json()["id"]
-            images = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos("Colin_Powell")[:2]]
-            client.post(f"/v1/people/{pid}/faces", files=images).raise_for_status()
+            client.post(f"/v1/people/{pid}/faces", files=files(*photos("Colin_Powell")[:2])).raise_for_status()
         run = subprocess.run(
             [
                 SCHEMATHESIS,

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_server import free_port, running_server
+from api_server import files, free_port, running_server
 from conftest import GROUP, GROUP_FACES, STRANGER, photos
 from facegate.api.settings import Settings
 from web_clips import MARKER, MARKER_STEP, WIDTH, Segment, write_clip
@@ -447,7 +447,7 @@ def test_the_collection_picker_scopes_every_page(playwright, server, api):
     assert api.post("/v1/collections", json={"name": "office"}).status_code == 201
     assert api.post("/v1/people", json={"name": "At Home"}).status_code == 201  # in the default collection
     worker = api.post("/v1/people", params={"collection": "office"}, json={"name": "Office Worker"}).json()
-    images = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos("Hugo_Chavez")[:3]]
+    images = files(*photos("Hugo_Chavez")[:3])
     api.post(f"/v1/people/{worker['id']}/faces", params={"collection": "office"}, files=images).raise_for_status()
     with browser_page(playwright, server) as page:
         page.goto("/#/people")

@@ -126,8 +126,7 @@ class FaceService:
         """Every face (largest first, at most ``max_faces``) with a match/unknown decision."""
         started = time.perf_counter()
         pixels = self.engine.load(image)
-        limit = min(max_faces or self.settings.max_faces, self.settings.max_faces)
-        faces = self.engine.analyze(pixels, max_faces=limit)
+        faces = self.engine.analyze(pixels, max_faces=self._face_limit(max_faces))
         decisions = self.decide(faces, collection, threshold, top_k)
         return Recognition(
             width=int(pixels.shape[1]),
@@ -149,8 +148,12 @@ class FaceService:
     def detect(self, image: bytes, *, max_faces: int | None = None) -> tuple[int, int, list[Face]]:
         """Faces with landmarks and quality, no embedding (what a guided capture needs)."""
         pixels = self.engine.load(image)
-        limit = min(max_faces or self.settings.max_faces, self.settings.max_faces)
-        return int(pixels.shape[1]), int(pixels.shape[0]), self.engine.analyze(pixels, max_faces=limit, embed=False)
+        faces = self.engine.analyze(pixels, max_faces=self._face_limit(max_faces), embed=False)
+        return int(pixels.shape[1]), int(pixels.shape[0]), faces
+
+    def _face_limit(self, requested: int | None) -> int:
+        """At most ``requested`` faces, and never more than the server's limit."""
+        return min(requested or self.settings.max_faces, self.settings.max_faces)
 
     def largest_face(self, image: bytes, *, thorough: bool = False) -> Face | None:
         """The largest face of an image with its embedding (and chip), or None."""

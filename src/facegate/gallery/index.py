@@ -141,6 +141,11 @@ class TemplateRows:
             np.ascontiguousarray(self.matrix[keep]),
         )
 
+    def without_owners(self, owners: set[str]) -> TemplateRows:
+        """These rows less those of ``owners`` (the same object when none belong to them)."""
+        keep = np.fromiter((o not in owners for o in self.owners), bool, len(self))
+        return self if keep.all() else self.where(keep)
+
     def plus(self, other: TemplateRows) -> TemplateRows:
         """These rows followed by ``other``'s."""
         if not len(other):
@@ -169,10 +174,6 @@ class Gallery:
         self._rows = TemplateRows.empty(dim)
         self._quantized: QuantizedMatrix | None = None  # of ``_rows.matrix``, built on first search
         self._lock = threading.RLock()
-
-    @property
-    def _matrix(self) -> np.ndarray:
-        return self._rows.matrix
 
     # ----------------------------------------------------------------- people
 
@@ -227,10 +228,10 @@ class Gallery:
         """Delete a person and all their templates; returns how many templates went."""
         with self._lock:
             self.get(person_id)
-            keep = np.array([o != person_id for o in self._rows.owners], bool)
+            before = len(self._rows)
             self._people = {pid: p for pid, p in self._people.items() if pid != person_id}
-            self._set_rows(self._rows.where(keep))
-            return int((~keep).sum())
+            self._set_rows(self._rows.without_owners({person_id}))
+            return before - len(self._rows)
 
     # ----------------------------------------------------------------- templates
 
@@ -298,8 +299,7 @@ class Gallery:
         fresh._people = {pid: p for pid, p in old_people.items() if pid not in person_ids}
         fresh._people.update({p.id: p for p in people})
         fresh._check_owners(rows)
-        keep = np.fromiter((o not in person_ids for o in old_rows.owners), bool, len(old_rows))
-        fresh._set_rows((old_rows if keep.all() else old_rows.where(keep)).plus(rows))
+        fresh._set_rows(old_rows.without_owners(person_ids).plus(rows))
         return fresh
 
     def _check_owners(self, rows: TemplateRows) -> None:

@@ -61,21 +61,29 @@ _TEMPLATE_COLUMNS = (
 )
 
 
-def _people_of(rows: list) -> list[Person]:
-    """Person rows (id, public_id, name, created_at, meta) as the gallery's people."""
-    return [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in rows]
+def _templates_query(collection_id: int, model_id: str, dim: int, *where):
+    """A collection's templates of one model, oldest first, with what the index needs of each."""
+    return (
+        select(*_TEMPLATE_COLUMNS)
+        .join(PersonRow)
+        .where(PersonRow.collection_id == collection_id, TemplateRow.model_id == model_id, TemplateRow.dim == dim)
+        .where(*where)
+        .order_by(TemplateRow.id)
+    )
 
 
-def _template_rows(rows: list, owner_of: dict[int, str], dim: int) -> TemplateRows:
-    """Template rows (public_id, person_id, embedding, quality, source) as the gallery's columns."""
-    if not rows:
-        return TemplateRows.empty(dim)
-    matrix = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4").reshape(len(rows), dim)
-    return TemplateRows(
-        [r.public_id for r in rows],
-        [owner_of[r.person_id] for r in rows],
-        [r.quality for r in rows],
-        [r.source for r in rows],
+def _index_parts(people: list, templates: list, dim: int) -> tuple[list[Person], TemplateRows]:
+    """Rows of ``_PERSON_COLUMNS`` and ``_TEMPLATE_COLUMNS`` as the gallery's people and template columns."""
+    owner_of = {row_id: public_id for row_id, public_id, *_ in people}
+    persons = [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people]
+    if not templates:
+        return persons, TemplateRows.empty(dim)
+    matrix = np.frombuffer(b"".join(r.embedding for r in templates), dtype="<f4").reshape(len(templates), dim)
+    return persons, TemplateRows(
+        [r.public_id for r in templates],
+        [owner_of[r.person_id] for r in templates],
+        [r.quality for r in templates],
+        [r.source for r in templates],
         matrix.astype(np.float32),  # a writable copy
     )
 
@@ -162,8 +170,8 @@ class Store:
             update(CollectionRow).where(CollectionRow.id == collection_id).values(version=CollectionRow.version + 1)
         )
         version = session.scalar(select(CollectionRow.version).where(CollectionRow.id == collection_id))
-        people = sorted(set(person_ids)) if person_ids is not None else [None]
-        session.add_all(ChangeRow(collection_id=collection_id, version=version, person_id=p) for p in people or [None])
+        people = sorted(set(person_ids or ())) or [None]  # None (or nobody named): everyone
+        session.add_all(ChangeRow(collection_id=collection_id, version=version, person_id=p) for p in people)
         if version % CHANGE_LOG_PRUNE_EVERY == 0:  # keep the log bounded
             session.execute(
                 delete(ChangeRow).where(
@@ -206,22 +214,10 @@ class Store:
             coll = session.scalar(select(CollectionRow.id).where(CollectionRow.name == collection))
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                people += session.execute(
-                    select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll, PersonRow.public_id.in_(chunk))
-                ).all()
-                rows += session.execute(
-                    select(*_TEMPLATE_COLUMNS)
-                    .join(PersonRow)
-                    .where(
-                        PersonRow.collection_id == coll,
-                        PersonRow.public_id.in_(chunk),
-                        TemplateRow.model_id == model_id,
-                        TemplateRow.dim == dim,
-                    )
-                    .order_by(TemplateRow.id)
-                ).all()
-        public = {pid: public_id for pid, public_id, *_ in people}
-        return _people_of(people), _template_rows(rows, public, dim)
+                named = PersonRow.public_id.in_(chunk)
+                people += session.execute(select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll, named)).all()
+                rows += session.execute(_templates_query(coll, model_id, dim, named)).all()
+        return _index_parts(people, rows, dim)
 
     def version(self, collection: str = DEFAULT_COLLECTION) -> int | None:
         """The collection's change counter (None if it does not exist)."""
@@ -585,13 +581,7 @@ class Store:
             if coll is None:
                 return gallery
             people = session.execute(select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll.id)).all()
-            rows = session.execute(
-                select(*_TEMPLATE_COLUMNS)
-                .join(PersonRow)
-                .where(PersonRow.collection_id == coll.id, TemplateRow.model_id == model_id, TemplateRow.dim == dim)
-                .order_by(TemplateRow.id)
-            ).all()
-        public = {pid: public_id for pid, public_id, *_ in people}
-        gallery.restore(_people_of(people), _template_rows(rows, public, dim))
+            rows = session.execute(_templates_query(coll.id, model_id, dim)).all()
+        gallery.restore(*_index_parts(people, rows, dim))
         gallery.prepare_search()
         return gallery
