@@ -18,6 +18,7 @@ from PIL import Image
 from api_server import files, free_port, running_server
 from conftest import GROUP, GROUP_FACES, NO_FACE, STRANGER, photos
 from facegate.api.settings import Settings
+from facegate.vision.errors import FacegateError
 
 PROBLEM = "application/problem+json"
 
@@ -365,3 +366,12 @@ def test_the_ui_and_docs_are_served_by_facegate_itself(client):
     docs = client.get("/docs").text
     assert "/docs/assets/swagger-ui-bundle.js" in docs and "cdn." not in docs
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two"])
+def test_thread_settings_refuse_bad_values(raw):
+    for name in ("FACEGATE_INFERENCE_THREADS", "FACEGATE_MODEL_THREADS"):
+        with pytest.raises(FacegateError) as err:
+            Settings.from_env({name: raw})
+        assert err.value.code == "bad_config"
+    assert Settings.from_env({}).inference_threads == 2 and Settings.from_env({}).model_threads == 1
