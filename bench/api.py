@@ -36,7 +36,7 @@ import httpx
 import websockets
 from PIL import Image
 
-from facegate.api.settings import Settings
+from facegate.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "tests" / "data" / "lfw_subset10_krasserm" / "Tony_Blair"
@@ -141,7 +141,7 @@ def main() -> None:
         port = s.getsockname()[1]
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "FACEGATE_DATA_DIR": tmp, "FACEGATE_LOG_LEVEL": "warning"}
-    served = Settings.from_env()
+    served = load_settings().engine
     print(
         f"server: FACEGATE_INFERENCE_THREADS={served.inference_threads} "
         f"FACEGATE_MODEL_THREADS={served.model_threads} on {os.cpu_count()} CPUs",

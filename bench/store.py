@@ -4,7 +4,7 @@
 
 Synthetic unit vectors (10 templates per person) are written once per size with bulk
 inserts into a fresh SQLite file (or the database at ``--url``), then timed:
-``Store.load_gallery`` (database -> in-memory index, int8 prefilter included), the live
+``Store.index_rows`` + ``build_gallery`` (database -> in-memory index, int8 prefilter included), the live
 index's reload after one more person is enrolled (only that person is read), and
 ``Gallery.identify`` for one query (exact: int8 shortlist re-scored in float32, or the full
 float32 product below 20k templates), beside the plain float32 product over every
@@ -24,10 +24,13 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert, select
 
-from facegate.gallery.index import new_id, similarities
+from facegate.core.ids import new_id
+from facegate.gallery.decision import DecisionPolicy
+from facegate.gallery.index import similarities
+from facegate.service.indexes import LiveIndex, build_gallery
 from facegate.store.db import make_engine, upgrade
-from facegate.store.live import LiveIndex
-from facegate.store.repository import DEFAULT_COLLECTION, NewTemplate, Store
+from facegate.store.records import DEFAULT_COLLECTION, NewTemplate
+from facegate.store.repository import Store
 from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
 
 MODEL = "bench_model"
@@ -118,7 +121,7 @@ def measure(size: int, args: argparse.Namespace, rng: np.random.Generator) -> tu
         for _ in range(3):
             gallery = None  # let the previous index go before timing the next load
             t = time.perf_counter()
-            gallery = store.load_gallery(MODEL)
+            gallery = build_gallery(store.index_rows(MODEL), MODEL)
             loads.append(time.perf_counter() - t)
         gallery = None
         # what a running server does after a write: the live index reloads only who changed
@@ -137,7 +140,8 @@ def measure(size: int, args: argparse.Namespace, rng: np.random.Generator) -> tu
     near = matrix[rng.integers(0, size, half)] + rng.normal(scale=0.03, size=(half, DIM))
     queries = np.concatenate([near, rng.normal(size=(args.queries - half, DIM))]).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    search_ms = median_ms(lambda q: gallery.identify(q[None]), queries)
+    policy = DecisionPolicy.for_model(MODEL)
+    search_ms = median_ms(lambda q: [policy.decide(c) for c in gallery.search(q[None])], queries)
     scan_ms = median_ms(lambda q: similarities(q[None], matrix).argmax(), queries)
     load_s = statistics.median(loads)
     print(

@@ -10,7 +10,7 @@ import time
 import uvicorn
 
 from facegate.api.app import create_app
-from facegate.api.settings import Settings
+from facegate.config import Settings
 
 
 def files(*paths, field: str = "images") -> list:
@@ -29,7 +29,9 @@ def running_server(settings: Settings):
     """Serve ``settings`` until the block ends; yields the app (its ``state`` holds the service)."""
     app = create_app(settings, warm=False)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=8 * 1024 * 1024)
+        uvicorn.Config(
+            app, host=settings.server.host, port=settings.server.port, log_level="warning", ws_max_size=8 * 1024 * 1024
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

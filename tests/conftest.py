@@ -69,3 +69,18 @@ def database_url(request, tmp_path):
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def load_gallery(store, model_id: str, collection: str = "default"):
+    """The search index of a stored collection, built as the service builds it."""
+    from facegate.service.indexes import build_gallery
+
+    return build_gallery(store.index_rows(model_id, collection), model_id)
+
+
+def identify(gallery, embeddings, top_k: int = 0, policy=None):
+    """Decisions for embeddings (N, 128) against a gallery, by the one decision policy."""
+    from facegate.gallery.decision import DecisionPolicy
+
+    policy = policy or DecisionPolicy.for_model(gallery.model_id)
+    return [policy.decide(c, top_k) for c in gallery.search(embeddings, top_k=max(1, top_k))] if len(embeddings) else []

@@ -17,7 +17,7 @@ from PIL import Image
 
 from api_server import files, free_port, running_server
 from conftest import GROUP, GROUP_FACES, NO_FACE, STRANGER, photos
-from facegate.api.settings import Settings
+from facegate.config import Settings, load_settings
 from facegate.vision.errors import FacegateError
 
 PROBLEM = "application/problem+json"
@@ -27,9 +27,9 @@ PROBLEM = "application/problem+json"
 def server(tmp_path_factory, engine):
     engine.warmup()  # the server shares this process's models
     db = tmp_path_factory.mktemp("api") / "facegate.db"
-    settings = Settings(port=free_port(), database_url=f"sqlite:///{db}")
+    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
     with running_server(settings) as app:
-        yield app, f"http://127.0.0.1:{settings.port}"
+        yield app, f"http://127.0.0.1:{settings.server.port}"
 
 
 @pytest.fixture()
@@ -313,12 +313,14 @@ def test_stream_backpressure_keeps_only_the_newest_frame(server):
 
 
 def test_auth_scopes_when_bound_publicly(tmp_path, engine, capfd):
-    settings = Settings(host="0.0.0.0", port=free_port(), database_url=f"sqlite:///{tmp_path / 'auth.db'}")
-    assert settings.auth_required
+    settings = Settings().with_values(
+        host="0.0.0.0", port=free_port(), database_url=f"sqlite:///{tmp_path / 'auth.db'}"
+    )
+    assert settings.server.auth_required
     with running_server(settings):
         printed = capfd.readouterr().out
         admin = next(w for w in printed.split() if w.startswith("fgk_"))  # the first admin key, shown once
-        base = f"http://127.0.0.1:{settings.port}"
+        base = f"http://127.0.0.1:{settings.server.port}"
         with httpx.Client(base_url=base, timeout=60) as c:
             assert_problem(c.get("/v1/people"), 401, "unauthorized")
             assert_problem(c.post("/v1/recognize", files=files(STRANGER, field="image")), 401, "unauthorized")
@@ -372,6 +374,7 @@ def test_the_ui_and_docs_are_served_by_facegate_itself(client):
 def test_thread_settings_refuse_bad_values(raw):
     for name in ("FACEGATE_INFERENCE_THREADS", "FACEGATE_MODEL_THREADS"):
         with pytest.raises(FacegateError) as err:
-            Settings.from_env({name: raw})
+            load_settings(environ={name: raw})
         assert err.value.code == "bad_config"
-    assert Settings.from_env({}).inference_threads == 2 and Settings.from_env({}).model_threads == 1
+    engine = load_settings(environ={}).engine
+    assert engine.inference_threads == 2 and engine.model_threads == 1

@@ -18,7 +18,7 @@ import pytest
 
 from api_server import files, free_port, running_server
 from conftest import photos
-from facegate.api.settings import Settings
+from facegate.config import Settings
 
 SCHEMATHESIS = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
 MAX_EXAMPLES = int(os.environ.get("FACEGATE_FUZZ_EXAMPLES", "60"))
@@ -27,9 +27,11 @@ MAX_EXAMPLES = int(os.environ.get("FACEGATE_FUZZ_EXAMPLES", "60"))
 @pytest.mark.skipif(not Path(SCHEMATHESIS).exists(), reason="schemathesis is not installed (pip install -e '.[test]')")
 def test_openapi_operations_never_answer_5xx(tmp_path, engine):
     engine.warmup()
-    settings = Settings(port=free_port(), database_url=f"sqlite:///{tmp_path / 'facegate.db'}", auth="off")
+    settings = Settings().with_values(
+        port=free_port(), database_url=f"sqlite:///{tmp_path / 'facegate.db'}", auth="off"
+    )
     with running_server(settings):
-        base = f"http://127.0.0.1:{settings.port}"
+        base = f"http://127.0.0.1:{settings.server.port}"
         with httpx.Client(base_url=base, timeout=60) as client:
             pid = client.post("/v1/people", json={"name": "Colin"}).json()["id"]
             client.post(f"/v1/people/{pid}/faces", files=files(*photos("Colin_Powell")[:2])).raise_for_status()

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import ENROLLED, STRANGER, photos
+from conftest import ENROLLED, STRANGER, identify, load_gallery, photos
 from facegate.store.archive import ArchiveError, export_collection, import_archive
 from facegate.store.db import make_engine, upgrade
 from facegate.store.repository import NewTemplate, Store
@@ -53,14 +53,14 @@ def test_export_then_import_gives_identical_results(enrolled_archive, target, en
     source, path = enrolled_archive
     assert import_archive(target, path) == (4, 12)
     q = probes(engine)
-    before = [d.to_dict() for d in source.load_gallery(engine.model_id).identify(q, top_k=3)]
-    after = [d.to_dict() for d in target.load_gallery(engine.model_id).identify(q, top_k=3)]
+    before = [d.to_dict() for d in identify(load_gallery(source, engine.model_id), q, top_k=3)]
+    after = [d.to_dict() for d in identify(load_gallery(target, engine.model_id), q, top_k=3)]
     assert before == after
     assert [d["name"] for d in after] == [*ENROLLED, None]
     assert target.find_by_external_ref(f"{ENROLLED[0]}@example.org").name == ENROLLED[0]
     assert import_archive(target, path) == (0, 0)  # merging again adds nothing
     assert import_archive(target, path, replace=True) == (4, 12)
-    assert target.load_gallery(engine.model_id).template_count == 12
+    assert load_gallery(target, engine.model_id).template_count == 12
 
 
 def _rewrite(path, out, change):

@@ -102,9 +102,15 @@ def test_identify_with_no_face_and_bad_input(db_url, tmp_path):
 def test_flip_mode_has_its_own_gallery(db_url, people_dir, tmp_path):
     res = facegate("--flip", "identify", str(photos(ENROLLED[0])[3]), "--db", db_url, check=False)
     assert res.returncode == 2 and "model_mismatch" in res.stderr  # plain templates never mix with flip
-    flip_db = copy_db(db_url, tmp_path)  # flip templates beside the plain ones
-    facegate("--flip", "import", str(people_dir), "--db", flip_db)
-    out = facegate("--flip", "identify", str(photos(ENROLLED[1])[3]), "--db", flip_db, "--json")
+    flip_db = copy_db(db_url, tmp_path)
+    res = facegate("--flip", "import", str(people_dir), "--db", flip_db, check=False)  # no silent second space
+    assert res.returncode == 2 and "model_mismatch" in res.stderr and "dlib_resnet_v1+flip" in res.stderr
+    assert "3 people, 9 templates" in facegate("people", "--db", flip_db).stdout  # nothing was written
+    facegate("collections", "create", "flipped", "--db", flip_db)  # a collection of flip templates of its own
+    facegate("--flip", "import", str(people_dir), "--db", flip_db, "--collection", "flipped")
+    out = facegate(
+        "--flip", "identify", str(photos(ENROLLED[1])[3]), "--db", flip_db, "--json", "--collection", "flipped"
+    )
     assert json.loads(out.stdout)["faces"][0]["name"] == ENROLLED[1]
 
 

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ENROLLED, GROUP, STRANGER, photos
-from facegate.gallery.decision import MATCH_THRESHOLD, MatchPolicy
-from facegate.gallery.index import Gallery, GalleryError
+from conftest import ENROLLED, GROUP, STRANGER, identify, photos
+from facegate.config import load_settings
+from facegate.core.errors import FacegateError
+from facegate.gallery.decision import CALIBRATIONS, MATCH_THRESHOLD, DecisionPolicy
+from facegate.gallery.index import Gallery
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def probe(engine, path) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ENROLLED)
 def test_enrolled_people_are_recognised_from_other_photos(engine, gallery, name):
-    decision = gallery.identify(probe(engine, photos(name)[3]))[0]
+    decision = identify(gallery, probe(engine, photos(name)[3]))[0]
     assert decision.status == "match"
     assert decision.name == name
     assert decision.similarity >= MATCH_THRESHOLD
@@ -38,7 +40,7 @@ def test_enrolled_people_are_recognised_from_other_photos(engine, gallery, name)
 
 
 def test_stranger_is_unknown(engine, gallery):
-    decision = gallery.identify(probe(engine, STRANGER), top_k=3)[0]
+    decision = identify(gallery, probe(engine, STRANGER), top_k=3)[0]
     assert decision.status == "unknown"
     assert decision.person_id is None and decision.name is None
     assert decision.confidence < 0.5
@@ -47,7 +49,7 @@ def test_stranger_is_unknown(engine, gallery):
 
 def test_group_of_strangers_are_all_unknown(engine, gallery):
     faces = engine.analyze(GROUP)
-    decisions = gallery.identify(np.stack([f.embedding for f in faces]))
+    decisions = identify(gallery, np.stack([f.embedding for f in faces]))
     assert len(decisions) == 6 and all(d.status == "unknown" for d in decisions)
 
 
@@ -57,12 +59,12 @@ def test_exif_rotated_photo_is_recognised(engine, gallery):
     exif[0x0112] = 6  # stored turned; the viewer rotates it back
     buf = io.BytesIO()
     upright.rotate(90, expand=True).save(buf, "JPEG", exif=exif, quality=95)
-    decision = gallery.identify(probe(engine, buf.getvalue()))[0]
+    decision = identify(gallery, probe(engine, buf.getvalue()))[0]
     assert decision.status == "match" and decision.name == "Tony_Blair"
 
 
 def test_top_k_lists_distinct_people_best_first(engine, gallery):
-    decision = gallery.identify(probe(engine, photos("Colin_Powell")[3]), top_k=4)[0]
+    decision = identify(gallery, probe(engine, photos("Colin_Powell")[3]), top_k=4)[0]
     names = [c.name for c in decision.candidates]
     assert names[0] == "Colin_Powell" and len(set(names)) == 4
     sims = [c.similarity for c in decision.candidates]
@@ -70,25 +72,26 @@ def test_top_k_lists_distinct_people_best_first(engine, gallery):
 
 
 def test_threshold_is_configurable(engine, gallery):
-    strict = Gallery(gallery.model_id, policy=MatchPolicy(threshold=0.999))
-    strict.restore(gallery.people, [t for p in gallery.people for t in gallery.templates_of(p.id)])
-    assert strict.identify(probe(engine, photos("Hugo_Chavez")[3]))[0].status == "unknown"
+    strict = DecisionPolicy.for_model(gallery.model_id, 0.999)
+    query = probe(engine, photos("Hugo_Chavez")[3])
+    assert identify(gallery, query)[0].status == "match"
+    assert identify(gallery, query, policy=strict)[0].status == "unknown"
 
 
 def test_rename_remove_and_errors(engine):
     g = Gallery(engine.model_id)
     a = g.add_person("Alice")
     g.add_templates(a.id, np.eye(128, dtype=np.float32)[:2])
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         g.add_person("Alice")
     assert err.value.code == "duplicate_name"
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         g.add_templates(a.id, np.ones((1, 64), np.float32))
     assert err.value.code == "bad_embedding_dim"
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         g.add_templates(a.id, np.full((1, 128), np.nan, np.float32))
     assert err.value.code == "bad_embedding"
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         g.get("p_missing")
     assert err.value.code == "person_not_found"
     assert g.template_count == 2  # the refused writes changed nothing
@@ -99,18 +102,31 @@ def test_rename_remove_and_errors(engine):
     assert g.template_count == 1
     assert g.remove_person(a.id) == 1
     assert len(g) == 0 and g.template_count == 0
-    assert g.identify(np.ones((1, 128), np.float32))[0].status == "unknown"
+    assert identify(g, np.ones((1, 128), np.float32))[0].status == "unknown"
 
 
-def test_threshold_from_environment(monkeypatch):
-    from facegate.vision.errors import FacegateError
-
-    monkeypatch.setenv("FACEGATE_MATCH_THRESHOLD", "0.95")
-    assert MatchPolicy.from_env().threshold == 0.95
-    assert MatchPolicy.from_env(0.9).threshold == 0.9  # an explicit value wins
-    monkeypatch.setenv("FACEGATE_MATCH_THRESHOLD", "high")
+def test_threshold_from_settings_and_calibration_per_model():
+    assert load_settings(environ={"FACEGATE_MATCH_THRESHOLD": "0.95"}).engine.match_threshold == 0.95
     with pytest.raises(FacegateError) as err:
-        MatchPolicy.from_env()
+        load_settings(environ={"FACEGATE_MATCH_THRESHOLD": "high"})
     assert err.value.code == "bad_config"
-    monkeypatch.delenv("FACEGATE_MATCH_THRESHOLD")
-    assert MatchPolicy.from_env().threshold == MATCH_THRESHOLD
+    with pytest.raises(FacegateError) as err:
+        load_settings(environ={"FACEGATE_MATCH_THRESHOLD": "1.5"})
+    assert err.value.code == "bad_config"
+    assert DecisionPolicy.for_model("dlib_resnet_v1").threshold == MATCH_THRESHOLD
+    assert DecisionPolicy.for_model("dlib_resnet_v1", 0.9).threshold == 0.9  # a configured value wins
+    flip = DecisionPolicy.for_model("dlib_resnet_v1+flip")
+    assert flip.threshold == CALIBRATIONS["flip"].threshold and flip.calibration == CALIBRATIONS["flip"]
+
+
+def test_one_confidence_for_one_similarity():
+    """decide (recognise, stream, CLI) and verify give the same confidence for the same similarity."""
+    from facegate.gallery.decision import Candidate
+
+    for model_id in ("dlib_resnet_v1", "dlib_resnet_v1+flip"):
+        policy = DecisionPolicy.for_model(model_id)
+        for similarity in (0.80, 0.9266, 0.93, 0.97):
+            decided = policy.decide([Candidate("p_x", "X", similarity, 3)], top_k=1)
+            verified = policy.verify(similarity)
+            assert decided.confidence == verified.confidence == decided.candidates[0].confidence
+            assert decided.is_match == verified.same

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from conftest import ENROLLED, STRANGER, photos
-from facegate.gallery.index import GalleryError
+from conftest import ENROLLED, STRANGER, identify, load_gallery, photos
+from facegate.core.errors import FacegateError
 from facegate.store.db import current_revision, make_engine, upgrade
 from facegate.store.repository import NewTemplate, Store
 from facegate.store.schema import PersonRow, TemplateRow
@@ -60,27 +60,27 @@ def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engi
         store.enroll(name, [NewTemplate(v, source=f"{name}.jpg") for v in faces[name][:3]], model_id=engine.model_id)
     # a new Store on the same database, as after a restart
     reopened = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))
-    gallery = reopened.load_gallery(engine.model_id)
+    gallery = load_gallery(reopened, engine.model_id)
     assert sorted(p.name for p in gallery.people) == sorted(ENROLLED)
     assert gallery.template_count == 3 * len(ENROLLED)
     for name in ENROLLED:
-        assert gallery.identify(faces[name][3][None])[0].name == name
-    assert gallery.identify(faces["stranger"][0][None])[0].status == "unknown"
+        assert identify(gallery, faces[name][3][None])[0].name == name
+    assert identify(gallery, faces["stranger"][0][None])[0].status == "unknown"
     reopened.engine.dispose()
 
 
 def test_enrolment_is_all_or_nothing(store, faces, engine):
     good = NewTemplate(faces[ENROLLED[0]][0])
     bad = NewTemplate(np.ones(64, np.float32))
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.enroll("Half", [good, bad], model_id=engine.model_id)
     assert err.value.code == "bad_embedding_dim"
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.enroll("Nan", [good, NewTemplate(np.full(128, np.nan, np.float32))], model_id=engine.model_id)
     assert err.value.code == "bad_embedding"
     assert _counts(store) == (0, 0)
     store.enroll("Once", [good], model_id=engine.model_id)
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.enroll("Once", [good, good], model_id=engine.model_id)
     assert err.value.code == "duplicate_name"
     assert _counts(store) == (1, 1)
@@ -99,8 +99,8 @@ def test_delete_leaves_no_trace(store, faces, engine):
         assert conn.scalar(select(func.count()).select_from(PersonRow).where(PersonRow.public_id == gone.id)) == 0
         assert conn.scalar(select(func.count()).select_from(TemplateRow).where(TemplateRow.chip_jpeg.is_not(None))) == 0
     assert _counts(store) == (1, 1)
-    assert [p.id for p in store.load_gallery(engine.model_id).people] == [keep.id]
-    with pytest.raises(GalleryError) as err:
+    assert [p.id for p in load_gallery(store, engine.model_id).people] == [keep.id]
+    with pytest.raises(FacegateError) as err:
         store.delete_person(gone.id)
     assert err.value.code == "person_not_found"
 
@@ -109,22 +109,22 @@ def test_rename_templates_and_unknown_ids(store, faces, engine):
     person = store.enroll("Ada", [NewTemplate(faces[ENROLLED[0]][0])], model_id=engine.model_id)
     other = store.enroll("Bob", [NewTemplate(faces[ENROLLED[1]][0])], model_id=engine.model_id)
     store.rename(person.id, "Ada Lovelace")
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.rename(other.id, "Ada Lovelace")
     assert err.value.code == "duplicate_name"
     assert (
         store.add_templates(person.id, [NewTemplate(v) for v in faces[ENROLLED[0]][1:3]], model_id=engine.model_id) == 2
     )
-    gallery = store.load_gallery(engine.model_id)
+    gallery = load_gallery(store, engine.model_id)
     assert {p.name for p in gallery.people} == {"Ada Lovelace", "Bob"}
     template = gallery.templates_of(person.id)[0]
     store.remove_template(template.id)
-    assert store.load_gallery(engine.model_id).template_count == 3
+    assert load_gallery(store, engine.model_id).template_count == 3
     for call in (lambda: store.rename("p_missing", "X"), lambda: store.add_templates("p_missing", [], model_id="m")):
-        with pytest.raises(GalleryError) as err:
+        with pytest.raises(FacegateError) as err:
             call()
         assert err.value.code == "person_not_found"
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.remove_template("t_missing")
     assert err.value.code == "template_not_found"
 
@@ -143,17 +143,17 @@ def test_external_reference_is_stored_only_as_a_keyed_hash(store, faces, engine)
 
 def test_collections_are_isolated_and_models_do_not_mix(store, faces, engine):
     store.create_collection("office")
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.create_collection("office")
     assert err.value.code == "duplicate_name"
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.enroll("X", [NewTemplate(faces[ENROLLED[0]][0])], model_id=engine.model_id, collection="nowhere")
     assert err.value.code == "collection_not_found"
     store.enroll("Office Ada", [NewTemplate(faces[ENROLLED[0]][0])], model_id=engine.model_id, collection="office")
     store.enroll("Home Ada", [NewTemplate(faces[ENROLLED[0]][1])], model_id=engine.model_id)
     store.enroll("Other model", [NewTemplate(faces[ENROLLED[1]][0])], model_id="another_model_v2")
-    assert [p.name for p in store.load_gallery(engine.model_id, "office").people] == ["Office Ada"]
-    home = store.load_gallery(engine.model_id)
+    assert [p.name for p in load_gallery(store, engine.model_id, "office").people] == ["Office Ada"]
+    home = load_gallery(store, engine.model_id)
     assert home.template_count == 1  # the other model's template is not in this index
     assert sorted(store.collections()) == ["default", "office"]
 
@@ -172,7 +172,7 @@ def test_writes_from_other_processes_are_visible_within_a_second(store, faces, e
     import sys
     import time
 
-    from facegate.store.live import LiveIndex
+    from facegate.service.indexes import LiveIndex
 
     live = LiveIndex(store, engine.model_id, poll_interval=0.2)
     assert live.gallery.template_count == 0
@@ -188,7 +188,7 @@ def test_writes_from_other_processes_are_visible_within_a_second(store, faces, e
         assert time.monotonic() - done < 1.0, "the other processes' writes did not show up within 1 s"
         time.sleep(0.02)
     assert live.gallery.template_count == 6
-    assert live.gallery.identify(faces[ENROLLED[1]][3][None])[0].name == ENROLLED[1]
+    assert identify(live.gallery, faces[ENROLLED[1]][3][None])[0].name == ENROLLED[1]
     # writes in this process too, including a rename and a delete
     person = store.find_by_name(ENROLLED[0])
     store.rename(person.id, "Renamed")
@@ -202,7 +202,7 @@ def test_readers_get_the_current_index_while_a_reload_runs(store, faces, engine,
     import threading
     import time
 
-    from facegate.store import live as live_module
+    from facegate.service import indexes as live_module
 
     store.enroll(ENROLLED[0], [NewTemplate(v) for v in faces[ENROLLED[0]][:3]], model_id=engine.model_id)
     live = live_module.LiveIndex(store, engine.model_id, poll_interval=0.0)
@@ -216,7 +216,7 @@ def test_readers_get_the_current_index_while_a_reload_runs(store, faces, engine,
 
         return held_load
 
-    monkeypatch.setattr(store, "load_gallery", held(store.load_gallery))
+    monkeypatch.setattr(store, "index_rows", held(store.index_rows))
     monkeypatch.setattr(store, "load_people", held(store.load_people))
     store.enroll(ENROLLED[1], [NewTemplate(v) for v in faces[ENROLLED[1]][:3]], model_id=engine.model_id)
     writer = threading.Thread(target=live.refresh)  # a writer waits for its write to be searchable
@@ -257,7 +257,7 @@ def _content(gallery) -> tuple:
 
 
 def test_incremental_reload_equals_a_full_load(store, faces, engine, monkeypatch):
-    from facegate.store.live import LiveIndex
+    from facegate.service.indexes import LiveIndex, build_gallery
 
     model = engine.model_id
     ada = store.enroll("Ada", [NewTemplate(v) for v in faces["Colin_Powell"][:3]], model_id=model)
@@ -265,8 +265,8 @@ def test_incremental_reload_equals_a_full_load(store, faces, engine, monkeypatch
     cy = store.enroll("Cy", [NewTemplate(faces["Hugo_Chavez"][0])], model_id=model)
     live = LiveIndex(store, model, poll_interval=0.0)
     full_loads = []
-    load = store.load_gallery
-    monkeypatch.setattr(store, "load_gallery", lambda *a, **k: full_loads.append(1) or load(*a, **k))
+    load = store.index_rows
+    monkeypatch.setattr(store, "index_rows", lambda *a, **k: full_loads.append(1) or load(*a, **k))
     ada_templates = [t.id for t in live.gallery.templates_of(ada.id)]
     changes = [
         lambda: store.enroll("Dee", [NewTemplate(faces["George_W_Bush"][0])], model_id=model),
@@ -281,14 +281,14 @@ def test_incremental_reload_equals_a_full_load(store, faces, engine, monkeypatch
     for change in changes:
         change()
         assert live.refresh()
-        assert _content(live.gallery) == _content(load(model)), change
+        assert _content(live.gallery) == _content(build_gallery(load(model), model)), change
     assert full_loads == []  # every reload above read only the people the log named
-    assert live.gallery.identify(faces["Tony_Blair"][3][None])[0].name == "Bob"
+    assert identify(live.gallery, faces["Tony_Blair"][3][None])[0].name == "Bob"
     # a change that touches everyone (an archive import) reloads the whole collection
     with store.transaction() as session:
         store.bump_version(session, store.collection_row(session, "default").id)
     assert live.refresh() and full_loads == [1]
-    assert _content(live.gallery) == _content(load(model))
+    assert _content(live.gallery) == _content(build_gallery(load(model), model))
 
 
 def test_change_log_names_changed_people_and_stays_bounded(store, faces, engine, monkeypatch):
@@ -322,19 +322,19 @@ def test_move_templates_fixes_a_wrong_enrolment(store, faces, engine):
         model_id=engine.model_id,
     )
     blair = store.enroll("Tony_Blair", [NewTemplate(faces["Tony_Blair"][2])], model_id=engine.model_id)
-    wrong = [t.id for t in store.load_gallery(engine.model_id).templates_of(chavez.id)][1:]
-    with pytest.raises(GalleryError) as err:
+    wrong = [t.id for t in load_gallery(store, engine.model_id).templates_of(chavez.id)][1:]
+    with pytest.raises(FacegateError) as err:
         store.move_templates([*wrong, "t_missing_template"], blair.id)
     assert err.value.code == "template_not_found"
     assert store.move_templates(wrong, blair.id) == 2
-    gallery = store.load_gallery(engine.model_id)
+    gallery = load_gallery(store, engine.model_id)
     assert len(gallery.templates_of(chavez.id)) == 1 and len(gallery.templates_of(blair.id)) == 3
-    assert gallery.identify(faces["Tony_Blair"][3][None])[0].name == "Tony_Blair"
+    assert identify(gallery, faces["Tony_Blair"][3][None])[0].name == "Tony_Blair"
     store.create_collection("other")
     elsewhere = store.enroll(
         "X", [NewTemplate(faces["George_W_Bush"][0])], model_id=engine.model_id, collection="other"
     )
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         store.move_templates(wrong[:1], elsewhere.id)
     assert err.value.code == "cross_collection"
 
@@ -342,7 +342,8 @@ def test_move_templates_fixes_a_wrong_enrolment(store, faces, engine):
 def test_reembed_from_stored_chips(store, engine):
     import cv2
 
-    from facegate.store.reembed import pending, reembed
+    from facegate.service.archives import Archives
+    from facegate.service.indexes import IndexRegistry
     from facegate.vision.engine import EngineConfig, FaceEngine
 
     for name in ENROLLED:
@@ -354,17 +355,19 @@ def test_reembed_from_stored_chips(store, engine):
             model_id=engine.model_id,
         )
     new_engine = FaceEngine(EngineConfig(flip=True))  # another embedding space: dlib_resnet_v1+flip
-    assert len(pending(store, new_engine.model_id)) == 12
-    old = store.load_gallery(engine.model_id)
+    archives = Archives(store, IndexRegistry(store, new_engine.model_id))
+    assert len(store.reembed_pending(new_engine.model_id)) == 12
+    old = load_gallery(store, engine.model_id)
     seen = []
-    assert reembed(store, new_engine, progress=lambda d, t: seen.append((d, t))) == 12
+    assert archives.reembed(new_engine, "default", progress=lambda d, t: seen.append((d, t))) == 12
     assert seen[-1] == (12, 12)
-    assert pending(store, new_engine.model_id) == [] and reembed(store, new_engine) == 0  # resumable
-    fresh = store.load_gallery(new_engine.model_id)
-    assert fresh.template_count == 12 and store.load_gallery(engine.model_id).template_count == old.template_count
+    assert store.reembed_pending(new_engine.model_id) == []
+    assert archives.reembed(new_engine, "default") == 0  # resumable
+    fresh = load_gallery(store, new_engine.model_id)
+    assert fresh.template_count == 12 and load_gallery(store, engine.model_id).template_count == old.template_count
     for name in ENROLLED:
         probe = new_engine.analyze(photos(name)[3], max_faces=1)[0].embedding[None]
-        assert fresh.identify(probe)[0].name == name
+        assert identify(fresh, probe)[0].name == name
 
 
 def test_api_keys_are_stored_hashed_scoped_and_revocable(store):
@@ -379,12 +382,12 @@ def test_api_keys_are_stored_hashed_scoped_and_revocable(store):
     with store.transaction() as session:
         assert secret not in session.scalar(select(ApiKeyRow.secret_hash))  # only the hash is kept
     assert keys.authenticate(secret + "x") is None and keys.authenticate("nonsense") is None
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         keys.create("bad", ["root"])
     assert err.value.code == "invalid_scope"
     assert keys.active_admin_keys() == 0
     keys.revoke(key.id)
     assert keys.authenticate(secret) is None
-    with pytest.raises(GalleryError) as err:
+    with pytest.raises(FacegateError) as err:
         keys.revoke("k_missing")
     assert err.value.code == "key_not_found"

@@ -20,7 +20,7 @@ import pytest
 
 from api_server import files, free_port, running_server
 from conftest import GROUP, GROUP_FACES, STRANGER, photos
-from facegate.api.settings import Settings
+from facegate.config import Settings
 from web_clips import MARKER, MARKER_STEP, WIDTH, Segment, write_clip
 
 CHROMIUM = os.environ.get("FACEGATE_CHROMIUM", "/usr/bin/chromium")
@@ -66,9 +66,9 @@ def playwright():
 def server(tmp_path_factory, engine):
     engine.warmup()
     db = tmp_path_factory.mktemp("web") / "facegate.db"
-    settings = Settings(port=free_port(), database_url=f"sqlite:///{db}")
+    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
     with running_server(settings):
-        yield f"http://127.0.0.1:{settings.port}"
+        yield f"http://127.0.0.1:{settings.server.port}"
 
 
 @pytest.fixture(scope="module")
@@ -429,10 +429,12 @@ def test_help_page_phone_screen_and_missing_camera(playwright, server):
 
 
 def test_api_key_is_asked_for_when_the_server_requires_one(playwright, tmp_path, engine):
-    settings = Settings(port=free_port(), database_url=f"sqlite:///{tmp_path / 'auth.db'}", auth="required")
+    settings = Settings().with_values(
+        port=free_port(), database_url=f"sqlite:///{tmp_path / 'auth.db'}", auth="required"
+    )
     with running_server(settings) as app:
-        base = f"http://127.0.0.1:{settings.port}"
-        _, secret = app.state.service.keys.create("ui test", ["admin"])
+        base = f"http://127.0.0.1:{settings.server.port}"
+        secret = app.state.runtime.keys.create("ui test", ["admin"]).secret
         with browser_page(playwright, base) as page:
             page.goto("/#/people")
             dialog = page.get_by_role("dialog", name="API key")

@@ -16,9 +16,8 @@ from facegate.api import problems, routes_people, routes_recognition, routes_sys
 from facegate.api.docs import mount_docs
 from facegate.api.metrics import Metrics
 from facegate.api.problems import ApiError
-from facegate.api.scheduler import FairScheduler
-from facegate.api.service import FaceService
-from facegate.api.settings import Settings
+from facegate.config import Settings, load_settings
+from facegate.service.runtime import Runtime
 from facegate.web import mount_ui
 
 log = logging.getLogger("facegate.api")
@@ -53,43 +52,40 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
 
-def _first_admin_key(service: FaceService) -> None:
+def _first_admin_key(runtime: Runtime) -> None:
     """When keys are required and none can administer, create one and print it once."""
-    if service.keys.active_admin_keys():
+    created = runtime.keys.first_admin_key()
+    if created is None:
         return
-    key, secret = service.keys.create("first admin key", ["admin"])
     banner = "=" * 72
     print(
         f"\n{banner}\nfacegate: API keys are required. First admin key (shown once, store it now):\n\n"
-        f"    {secret}\n\nUse it as 'Authorization: Bearer <key>'; manage keys with 'facegate keys'.\n{banner}\n",
+        f"    {created.secret}\n\n"
+        f"Use it as 'Authorization: Bearer <key>'; manage keys with 'facegate keys'.\n{banner}\n",
         flush=True,
     )
-    log.info("created the first admin key %s", key.id)
+    log.info("created the first admin key %s", created.key.id)
 
 
 def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAPI:
     """The facegate ASGI app. ``warm`` loads the models in the background at start."""
-    settings = settings or Settings.from_env()
+    settings = settings or load_settings()
     metrics = Metrics.create()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        service = await asyncio.to_thread(FaceService, settings)
-        scheduler = FairScheduler(settings.inference_threads, on_drop=metrics.frames_dropped.inc)
-        await scheduler.start()
-        app.state.service, app.state.scheduler, app.state.metrics = service, scheduler, metrics
-        if settings.auth_required:
-            await asyncio.to_thread(_first_admin_key, service)
-        warming = asyncio.create_task(scheduler.run(service.warmup)) if warm else None
-        if not warm:
-            service.ready = True
+        runtime = await asyncio.to_thread(Runtime.build, settings)
+        runtime.scheduler.on_drop = metrics.frames_dropped.inc
+        app.state.runtime, app.state.metrics = runtime, metrics
+        if settings.server.auth_required:
+            await asyncio.to_thread(_first_admin_key, runtime)
+        warming = await runtime.start(warm)
         try:
             yield
         finally:
             if warming:
                 warming.cancel()
-            await scheduler.stop()
-            service.store.engine.dispose()
+            await runtime.stop()
 
     app = FastAPI(
         title="facegate",
@@ -116,11 +112,11 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.include_router(stream.router)
     mount_docs(app)
     mount_ui(app)
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    if settings.cors_origins:
+    app.add_middleware(BodyLimit, limit=settings.limits.max_request_bytes)
+    if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
+            allow_origins=list(settings.server.cors_origins),
             allow_methods=["*"],
             allow_headers=["*"],
         )

@@ -13,7 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from facegate.api.problems import ApiError
-from facegate.store.keys import ApiKey
+from facegate.store.records import ApiKey
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer fgk_...`")
 header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
@@ -21,12 +21,12 @@ header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an AP
 
 async def check_key(request_app, secret: str | None, scope: str) -> ApiKey | None:
     """The key allowed to act in ``scope``; raises 401/403 ``ApiError`` otherwise."""
-    service = request_app.state.service
+    runtime = request_app.state.runtime
     if not secret:
-        if service.settings.auth_required:
+        if runtime.settings.server.auth_required:
             raise ApiError("an API key is required (Authorization: Bearer <key>)", code="unauthorized")
         return None
-    key = await run_in_threadpool(service.keys.authenticate, secret)
+    key = await run_in_threadpool(runtime.keys.authenticate, secret)
     if key is None:
         raise ApiError("the API key is unknown or revoked", code="unauthorized")
     if not key.allows(scope):

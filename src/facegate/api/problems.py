@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from facegate.vision.errors import FacegateError
+from facegate.core.errors import FacegateError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ STATUS_BY_CODE = {
     "duplicate_name": 409,
     "collection_protected": 409,
     "model_mismatch": 409,
+    "no_templates": 409,
     "image_too_large": 413,
     "image_too_many_pixels": 413,
     "request_too_large": 413,

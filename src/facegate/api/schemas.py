@@ -7,10 +7,11 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from facegate.api.service import Recognition
-from facegate.gallery.decision import Candidate, Decision
-from facegate.store.keys import ApiKey
-from facegate.store.repository import PersonRecord, TemplateRecord
+from facegate.gallery.decision import Decision, ScoredCandidate
+from facegate.service.enrolment import EnrolFace
+from facegate.service.pipeline import FrameResult
+from facegate.service.recognition import VerifyResult
+from facegate.store.records import ApiKey, PersonRecord, TemplateRecord
 from facegate.vision.types import Face
 
 NAME = Field(min_length=1, max_length=200)
@@ -98,6 +99,16 @@ class FileReport(BaseModel):
     quality: float | None = None
 
 
+def file_reports(found: list[EnrolFace]) -> list[FileReport]:
+    """One line per uploaded image: added (with its face quality) or skipped (with the reason)."""
+    return [
+        FileReport(source=e.source, status="added", quality=round(e.face.quality.score, 3) if e.face.quality else None)
+        if e.face is not None
+        else FileReport(source=e.source, status="skipped", code=e.error.code, detail=e.error.message)
+        for e in found
+    ]
+
+
 class FacesAdded(BaseModel):
     person: PersonOut
     added: int
@@ -150,7 +161,7 @@ class CandidateOut(BaseModel):
     confidence: float
 
     @classmethod
-    def of(cls, c: Candidate) -> CandidateOut:
+    def of(cls, c: ScoredCandidate) -> CandidateOut:
         return cls(
             person_id=c.person_id, name=c.name, similarity=round(c.similarity, 4), confidence=round(c.confidence, 4)
         )
@@ -208,7 +219,7 @@ class RecognizeOut(BaseModel):
     faces: list[FaceOut]
 
     @classmethod
-    def of(cls, r: Recognition, collection: str, model_id: str) -> RecognizeOut:
+    def of(cls, r: FrameResult, collection: str, model_id: str) -> RecognizeOut:
         return cls(
             width=r.width,
             height=r.height,
@@ -234,12 +245,31 @@ class VerifyOut(BaseModel):
     threshold: float
     person_id: str | None = None
 
+    @classmethod
+    def of(cls, result: VerifyResult) -> VerifyOut:
+        v = result.verification
+        return cls(
+            same=v.same,
+            similarity=round(v.similarity, 4),
+            distance=round(1.0 - v.similarity, 4),
+            confidence=round(v.confidence, 4),
+            threshold=v.threshold,
+            person_id=result.person_id,
+        )
+
 
 # ----------------------------------------------------------------- collections, keys, system
 
 
+COLLECTION_NAME = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 class CollectionCreate(Strict):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = COLLECTION_NAME
+
+
+class CollectionRename(Strict):
+    name: str = COLLECTION_NAME
 
 
 class CollectionOut(BaseModel):

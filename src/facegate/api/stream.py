@@ -30,10 +30,12 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from facegate.api.auth import check_key
 from facegate.api.problems import ApiError
-from facegate.api.scheduler import Slot
 from facegate.api.schemas import FaceOut
-from facegate.store.repository import DEFAULT_COLLECTION
-from facegate.vision.errors import FacegateError
+from facegate.core.errors import FacegateError
+from facegate.service.pipeline import FrameOptions
+from facegate.service.runtime import Runtime
+from facegate.service.scheduler import Slot
+from facegate.store.records import DEFAULT_COLLECTION
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,32 +43,25 @@ router = APIRouter()
 OUTBOX_SIZE = 16  # answers waiting for a slow reader; beyond, the oldest are dropped
 
 
-@dataclass(frozen=True)
-class StreamOptions:
-    collection: str = DEFAULT_COLLECTION
-    threshold: float | None = None
-    top_k: int = 0
-    max_faces: int | None = None
-
-    def updated(self, message: dict) -> StreamOptions:
-        """These options changed by a control message; raises ``ApiError`` for bad values."""
-        changes = {}
-        if "collection" in message:
-            if not isinstance(message["collection"], str) or not 0 < len(message["collection"]) <= 200:
-                raise ApiError("collection must be a non-empty string", code="invalid_message")
-            changes["collection"] = message["collection"]
-        if "threshold" in message:
-            t = message["threshold"]
-            if t is not None and (not isinstance(t, int | float) or not -1 <= t <= 1):
-                raise ApiError("threshold must be a number in [-1, 1] or null", code="invalid_message")
-            changes["threshold"] = t
-        for name, top in (("top_k", 20), ("max_faces", 1000)):
-            if name in message:
-                v = message[name]
-                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top):
-                    raise ApiError(f"{name} must be an integer in [0, {top}]", code="invalid_message")
-                changes[name] = v
-        return replace(self, **changes)
+def updated_options(options: FrameOptions, message: dict) -> FrameOptions:
+    """The options changed by a control message; raises ``ApiError`` for bad values."""
+    changes = {}
+    if "collection" in message:
+        if not isinstance(message["collection"], str) or not 0 < len(message["collection"]) <= 200:
+            raise ApiError("collection must be a non-empty string", code="invalid_message")
+        changes["collection"] = message["collection"]
+    if "threshold" in message:
+        t = message["threshold"]
+        if t is not None and (not isinstance(t, int | float) or isinstance(t, bool) or not -1 <= t <= 1):
+            raise ApiError("threshold must be a number in [-1, 1] or null", code="invalid_message")
+        changes["threshold"] = t
+    for name, top in (("top_k", 20), ("max_faces", 1000)):
+        if name in message:
+            v = message[name]
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top):
+                raise ApiError(f"{name} must be an integer in [0, {top}]", code="invalid_message")
+            changes[name] = v if v is not None or name == "max_faces" else 0
+    return replace(options, **changes)
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class Frame:
     frame_id: int
     data: bytes
     received: float
-    options: StreamOptions
+    options: FrameOptions
 
 
 def _secret(ws: WebSocket) -> str | None:
@@ -87,7 +82,8 @@ def _secret(ws: WebSocket) -> str | None:
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
     app = ws.app
-    service, scheduler, metrics = app.state.service, app.state.scheduler, app.state.metrics
+    runtime, metrics = app.state.runtime, app.state.metrics
+    scheduler = runtime.scheduler
     await ws.accept()
     try:
         await check_key(app, _secret(ws), "recognize")
@@ -95,7 +91,7 @@ async def stream(ws: WebSocket) -> None:
         await ws.send_json({"type": "error", "code": exc.code, "detail": exc.message})
         await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
         return
-    options = StreamOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
+    options = FrameOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
     outbox: asyncio.Queue = asyncio.Queue(OUTBOX_SIZE)
 
     def post(message: dict) -> None:
@@ -106,13 +102,7 @@ async def stream(ws: WebSocket) -> None:
 
     def process(frame: Frame) -> dict:
         started = time.monotonic()
-        result = service.recognize(
-            frame.data,
-            collection=frame.options.collection,
-            threshold=frame.options.threshold,
-            max_faces=frame.options.max_faces,
-            top_k=frame.options.top_k,
-        )
+        result = runtime.recognition.recognize(frame.data, frame.options)
         return {
             "type": "result",
             "frame_id": frame.frame_id,
@@ -121,7 +111,7 @@ async def stream(ws: WebSocket) -> None:
             "faces": [FaceOut.of(f.face, f.decision).model_dump(exclude_none=True) for f in result.faces],
             "processing_ms": round(result.processing_ms, 2),
             "queue_ms": round((started - frame.received) * 1000, 2),
-            "statuses": [f.decision.status for f in result.faces],
+            "statuses": result.statuses,
         }
 
     async def deliver(frame: Frame, result: dict | None, error: BaseException | None) -> None:
@@ -145,8 +135,8 @@ async def stream(ws: WebSocket) -> None:
     sending = asyncio.create_task(sender())
     metrics.streams.inc()
     frame_id = 0
-    limit = service.settings.max_stream_frame_bytes
-    await ws.send_json(_ready(service, options))
+    limit = runtime.settings.stream.max_stream_frame_bytes
+    await ws.send_json(_ready(runtime, options))
     try:
         while True:
             message = await ws.receive()
@@ -164,8 +154,8 @@ async def stream(ws: WebSocket) -> None:
                     control = json.loads(message.get("text") or "")
                     if not isinstance(control, dict) or control.get("type") != "options":
                         raise ApiError('expected {"type": "options", ...}', code="invalid_message")
-                    options = options.updated(control)
-                    post(_ready(service, options))
+                    options = updated_options(options, control)
+                    post(_ready(runtime, options))
                 except (ValueError, ApiError) as exc:
                     code = exc.code if isinstance(exc, ApiError) else "invalid_message"
                     post({"type": "error", "code": code, "detail": str(exc)})
@@ -179,10 +169,10 @@ async def stream(ws: WebSocket) -> None:
             await sending
 
 
-def _ready(service, options: StreamOptions) -> dict:
+def _ready(runtime: Runtime, options: FrameOptions) -> dict:
     return {
         "type": "ready",
         "collection": options.collection,
-        "model_id": service.model_id,
-        "threshold": service.policy_for(options.threshold).threshold,
+        "model_id": runtime.model_id,
+        "threshold": runtime.policy.with_threshold(options.threshold).threshold,
     }

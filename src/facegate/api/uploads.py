@@ -21,7 +21,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from facegate.api.problems import ApiError
-from facegate.api.settings import Settings
+from facegate.config import LimitSettings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MULTIPART = "multipart/form-data"
@@ -65,7 +65,7 @@ def _b64(value: object, name: str) -> bytes:
         raise ApiError(f"{name} is not valid base64", code="invalid_base64", status=422) from None
 
 
-async def read_images(request: Request, fields: tuple[str, ...], settings: Settings, max_files: int = 1) -> dict:
+async def read_images(request: Request, fields: tuple[str, ...], limits: LimitSettings, max_files: int = 1) -> dict:
     """The uploaded images by field name: ``{field: [(filename, bytes), ...]}``.
 
     Multipart files, a JSON object of base64 strings (or lists of them), or (for one field)
@@ -107,9 +107,9 @@ async def read_images(request: Request, fields: tuple[str, ...], settings: Setti
         raise ApiError(f"at most {max_files} image(s) per request; got {total}", code="too_many_files")
     for items in found.values():
         for name, data in items:
-            if len(data) > settings.max_image_bytes:
+            if len(data) > limits.max_image_bytes:
                 raise ApiError(
-                    f"{name} is {len(data)} bytes; the limit is {settings.max_image_bytes}", code="image_too_large"
+                    f"{name} is {len(data)} bytes; the limit is {limits.max_image_bytes}", code="image_too_large"
                 )
     return found
 
@@ -149,33 +149,33 @@ def _unsafe(name: str, info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def read_zip(data: bytes, settings: Settings) -> list[ZipEntry]:
+def read_zip(data: bytes, limits: LimitSettings) -> list[ZipEntry]:
     """Image entries of an enrolment archive with the person each belongs to.
 
     A folder name is the person's name (``Ada Lovelace/1.jpg``), else the file name
     (``Ada Lovelace.jpg``); one folder wrapping everything is ignored. Raises ``ApiError``
     (413 / 422) when the archive as a whole breaks a limit or is not a ZIP.
     """
-    if len(data) > settings.max_zip_bytes:
-        raise ApiError(f"archive is {len(data)} bytes; the limit is {settings.max_zip_bytes}", code="zip_too_large")
+    if len(data) > limits.max_zip_bytes:
+        raise ApiError(f"archive is {len(data)} bytes; the limit is {limits.max_zip_bytes}", code="zip_too_large")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise ApiError(f"not a readable ZIP archive: {exc}", code="zip_corrupt", status=422) from None
-    if len(infos) > settings.max_zip_entries:
-        raise ApiError(f"{len(infos)} entries; the limit is {settings.max_zip_entries}", code="zip_too_many_entries")
+    if len(infos) > limits.max_zip_entries:
+        raise ApiError(f"{len(infos)} entries; the limit is {limits.max_zip_entries}", code="zip_too_many_entries")
     files = [i for i in infos if not i.is_dir()]
     declared = sum(i.file_size for i in files)
-    if declared > settings.max_zip_uncompressed_bytes:
+    if declared > limits.max_zip_uncompressed_bytes:
         raise ApiError(
-            f"{declared} bytes uncompressed; the limit is {settings.max_zip_uncompressed_bytes}", code="zip_too_large"
+            f"{declared} bytes uncompressed; the limit is {limits.max_zip_uncompressed_bytes}", code="zip_too_large"
         )
     for info in files:
-        if info.file_size > settings.max_zip_ratio * max(info.compress_size, 1) and info.file_size > 1024 * 1024:
+        if info.file_size > limits.max_zip_ratio * max(info.compress_size, 1) and info.file_size > 1024 * 1024:
             raise ApiError(
                 f"{info.filename} expands {info.file_size / max(info.compress_size, 1):.0f}x; "
-                f"the limit is {settings.max_zip_ratio:.0f}x",
+                f"the limit is {limits.max_zip_ratio:.0f}x",
                 code="zip_bomb",
                 status=413,
             )
@@ -196,7 +196,7 @@ def read_zip(data: bytes, settings: Settings) -> list[ZipEntry]:
             entries.append(ZipEntry(info.filename, person, None, "zip_unsafe_entry", reason))
         elif not info.filename.lower().endswith(IMAGE_SUFFIXES):
             entries.append(ZipEntry(info.filename, person, None, "not_an_image", "not a .jpg/.png/.webp/.bmp file"))
-        elif info.file_size > settings.max_image_bytes:
+        elif info.file_size > limits.max_image_bytes:
             entries.append(ZipEntry(info.filename, person, None, "image_too_large", f"{info.file_size} bytes"))
         elif not person:
             entries.append(ZipEntry(info.filename, person, None, "invalid_name", "no person name"))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import functools
 import itertools
-import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from facegate.gallery.decision import Candidate, Decision, MatchPolicy
+from facegate.core.errors import FacegateError
+from facegate.core.ids import new_id
+from facegate.core.vectors import unit_embeddings
+from facegate.gallery.decision import Candidate
 from facegate.gallery.quantized import QuantizedMatrix
-from facegate.vision.errors import FacegateError
 
 # Below this many multiply-adds a search runs on one BLAS thread. OpenBLAS would split
 # even a small product over its threads, which then busy-wait after the call and take the
@@ -46,30 +48,6 @@ class GalleryError(FacegateError):
     """A gallery operation was refused (unknown id, bad embedding, duplicate name)."""
 
     code = "gallery_error"
-
-
-def unit_embeddings(embeddings: np.ndarray, dim: int) -> np.ndarray:
-    """Embeddings (N, dim) or (dim,) as unit-length float32 rows (N, dim).
-
-    Raises ``GalleryError``: ``bad_embedding_dim`` for another shape, ``bad_embedding``
-    for NaN, infinity or a zero vector.
-    """
-    arr = np.asarray(embeddings, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise GalleryError(f"embeddings must have shape (N, {dim}); got {arr.shape}", code="bad_embedding_dim")
-    if not np.all(np.isfinite(arr)):
-        raise GalleryError("embeddings contain NaN or infinity", code="bad_embedding")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if np.any(norms < 1e-6):
-        raise GalleryError("an embedding has zero length", code="bad_embedding")
-    return arr / norms
-
-
-def new_id(prefix: str) -> str:
-    """An opaque, URL-safe public id such as ``p_3fJ2k9QxTbY``."""
-    return f"{prefix}_{secrets.token_urlsafe(9)}"
 
 
 @dataclass
@@ -159,6 +137,17 @@ class TemplateRows:
         )
 
 
+@dataclass(frozen=True)
+class _Owners:
+    """What a search reports of the people owning templates: names and template counts."""
+
+    names: dict[str, Person]
+    counts: Counter
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 class Gallery:
     """People and their templates for one embedding model, searched by float32 matmul.
 
@@ -166,13 +155,13 @@ class Gallery:
     on a consistent snapshot without holding the lock during the matrix product.
     """
 
-    def __init__(self, model_id: str, dim: int = 128, policy: MatchPolicy | None = None) -> None:
+    def __init__(self, model_id: str, dim: int = 128) -> None:
         self.model_id = model_id
         self.dim = dim
-        self.policy = policy or MatchPolicy()
         self._people: dict[str, Person] = {}
         self._rows = TemplateRows.empty(dim)
         self._quantized: QuantizedMatrix | None = None  # of ``_rows.matrix``, built on first search
+        self._counts: Counter | None = None  # templates per person, counted on first search
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- people
@@ -295,7 +284,7 @@ class Gallery:
         """
         with self._lock:
             old_people, old_rows = self._people, self._rows
-        fresh = Gallery(self.model_id, self.dim, self.policy)
+        fresh = Gallery(self.model_id, self.dim)
         fresh._people = {pid: p for pid, p in old_people.items() if pid not in person_ids}
         fresh._people.update({p.id: p for p in people})
         fresh._check_owners(rows)
@@ -310,6 +299,14 @@ class Gallery:
     def _set_rows(self, rows: TemplateRows) -> None:
         self._rows = rows
         self._quantized = None
+        self._counts = None
+
+    def _template_counts(self) -> Counter:
+        """Templates per person of the current rows (counted once per version of them)."""
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = Counter(self._rows.owners)
+        return counts
 
     def _validate(self, embeddings: np.ndarray) -> np.ndarray:
         return unit_embeddings(embeddings, self.dim)
@@ -342,7 +339,9 @@ class Gallery:
             if not len(rows):
                 return [[] for _ in range(len(q))]
             prefilter = self._prefilter()
+            counts = self._template_counts()
         matrix, owners = rows.matrix, rows.owners
+        people = _Owners(people, counts)
         if prefilter is None:
             return [self._full_search(row, owners, people, top_k) for row in similarities(q, matrix)]
         shortlist = prefilter.shortlist(q)
@@ -355,9 +354,7 @@ class Gallery:
             out.append(found)
         return out
 
-    def _full_search(
-        self, sims: np.ndarray, owners: list[str], people: dict[str, Person], top_k: int
-    ) -> list[Candidate]:
+    def _full_search(self, sims: np.ndarray, owners: list[str], people: _Owners, top_k: int) -> list[Candidate]:
         """The best ``top_k`` people from every template's similarity (T,)."""
         if top_k == 1:  # the common case: one pass, no partial sort
             best = int(sims.argmax())
@@ -373,7 +370,7 @@ class Gallery:
             depth *= 4
 
     def _rank(
-        self, rows: np.ndarray, sims: np.ndarray, owners: list[str], people: dict[str, Person], top_k: int
+        self, rows: np.ndarray, sims: np.ndarray, owners: list[str], people: _Owners, top_k: int
     ) -> list[Candidate]:
         """The first ``top_k`` distinct people among template ``rows`` scored ``sims``, best first."""
         seen: dict[str, Candidate] = {}
@@ -381,7 +378,7 @@ class Gallery:
             pid = owners[rows[i]]
             if pid not in seen:
                 sim = float(sims[i])
-                seen[pid] = Candidate(pid, people[pid].name, sim, self.policy.confidence(sim))
+                seen[pid] = Candidate(pid, people.names[pid].name, sim, people.counts[pid])
                 if len(seen) >= top_k:
                     break
         return list(seen.values())
@@ -393,10 +390,3 @@ class Gallery:
             rows = self._rows
         mine = [i for i, owner in enumerate(rows.owners) if owner == person_id]
         return float((rows.matrix[mine] @ query).max()) if mine else None
-
-    def identify(self, embeddings: np.ndarray, top_k: int = 0) -> list[Decision]:
-        """A match/unknown decision per embedding; ``top_k`` candidates included on request."""
-        if len(embeddings) == 0:
-            return []
-        found = self.search(embeddings, top_k=max(1, top_k))
-        return [self.policy.decide(c, top_k) for c in found]

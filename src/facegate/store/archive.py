@@ -19,8 +19,11 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, contains_eager
 
-from facegate.gallery.index import GalleryError, unit_embeddings
-from facegate.store.repository import DEFAULT_COLLECTION, Store
+from facegate.core.errors import EmbeddingError
+from facegate.core.vectors import unit_embeddings
+from facegate.store.errors import StoreError
+from facegate.store.records import DEFAULT_COLLECTION
+from facegate.store.repository import Store
 from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
 
 FORMAT = "facegate-collection"
@@ -31,7 +34,7 @@ _ID = re.compile(r"^[pt]_[A-Za-z0-9_-]{6,36}$")
 Progress = Callable[[int, int], None]
 
 
-class ArchiveError(GalleryError):
+class ArchiveError(StoreError):
     """The archive is not a valid facegate collection export."""
 
     code = "archive_invalid"
@@ -44,7 +47,7 @@ def export_collection(
     with Session(store.engine) as session:
         coll = session.scalar(select(CollectionRow.id).where(CollectionRow.name == collection))
         if coll is None:
-            raise GalleryError(f"no collection named {collection!r}", code="collection_not_found")
+            raise StoreError(f"no collection named {collection!r}", code="collection_not_found")
         people = session.scalars(select(PersonRow).where(PersonRow.collection_id == coll).order_by(PersonRow.id)).all()
         templates = session.scalars(
             select(TemplateRow)
@@ -55,7 +58,7 @@ def export_collection(
         ).all()
     dims = {t.dim for t in templates} or {128}
     if len(dims) > 1:
-        raise GalleryError("templates of different dimensions cannot share one archive", code="mixed_dimensions")
+        raise StoreError("templates of different dimensions cannot share one archive", code="mixed_dimensions")
     manifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -134,7 +137,7 @@ def _load(path: Path) -> tuple[dict, np.ndarray, dict[str, bytes]]:
         raise ArchiveError(f"embeddings.npy must be float32 ({len(templates)}, {dim})")
     try:
         matrix = unit_embeddings(matrix, dim) if len(matrix) else matrix
-    except GalleryError as exc:
+    except EmbeddingError as exc:
         raise ArchiveError(f"embeddings.npy: {exc.message}") from None
     ids = set()
     for p in people:

@@ -1,14 +1,12 @@
 """Database connection: SQLite (WAL) in the data directory by default, PostgreSQL by URL.
 
-``FACEGATE_DATABASE_URL`` selects the database, e.g.
-``postgresql+psycopg://user@host/facegate``; without it facegate uses
-``sqlite:///$FACEGATE_DATA_DIR/facegate.db``. ``upgrade`` applies the Alembic migrations
-shipped in this package (the service applies them at start).
+The URL comes from the settings (``facegate.config``): ``database_url``, e.g.
+``postgresql+psycopg://user@host/facegate``, else ``sqlite:///<data_dir>/facegate.db``.
+``upgrade`` applies the Alembic migrations shipped in this package (the service applies them at start).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -16,21 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def default_database_url() -> str:
-    """``$FACEGATE_DATABASE_URL``, else an SQLite file in the data directory."""
-    url = os.environ.get("FACEGATE_DATABASE_URL", "").strip()
-    if url:
-        return url
-    from facegate.paths import default_data_dir
-
-    data_dir = default_data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir / 'facegate.db'}"
-
-
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str) -> Engine:
     """An SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout."""
-    url = url or default_database_url()
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 

@@ -10,37 +10,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from facegate.gallery.index import GalleryError, new_id
+from facegate.core.ids import new_id
+from facegate.store.errors import StoreError
+from facegate.store.records import ApiKey
 from facegate.store.repository import Store
 from facegate.store.schema import ApiKeyRow
 
 SCOPES = ("admin", "recognize")
 SECRET_PREFIX = "fgk_"
 LAST_USED_RESOLUTION_S = 60.0  # ``last_used_at`` is written at most this often per key
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """An API key's public description (the secret is not part of it)."""
-
-    id: str
-    name: str
-    scopes: tuple[str, ...]
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-    def allows(self, scope: str) -> bool:
-        """``admin`` may do everything; other scopes only their own calls."""
-        return "admin" in self.scopes or scope in self.scopes
 
 
 def _hash(secret: str) -> str:
@@ -62,10 +43,10 @@ class KeyStore:
         name = name.strip()
         wanted = tuple(dict.fromkeys(s.strip() for s in scopes if s.strip()))
         if not name:
-            raise GalleryError("an API key needs a name", code="invalid_name")
+            raise StoreError("an API key needs a name", code="invalid_name")
         unknown = [s for s in wanted if s not in SCOPES]
         if not wanted or unknown:
-            raise GalleryError(f"scopes must be among {SCOPES}; got {list(wanted)}", code="invalid_scope")
+            raise StoreError(f"scopes must be among {SCOPES}; got {list(wanted)}", code="invalid_scope")
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         with self._store.transaction() as session:
             row = ApiKeyRow(public_id=new_id("k"), name=name, secret_hash=_hash(secret), scopes=" ".join(wanted))
@@ -83,7 +64,7 @@ class KeyStore:
         with self._store.transaction() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.public_id == key_id))
             if row is None:
-                raise GalleryError(f"no API key with id {key_id!r}", code="key_not_found")
+                raise StoreError(f"no API key with id {key_id!r}", code="key_not_found")
             row.revoked_at = row.revoked_at or time.time()
             return _key(row)
 

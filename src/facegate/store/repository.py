@@ -1,7 +1,7 @@
 """Store: the durable gallery. Every write is one transaction: all of it lands or none.
 
-The in-memory :class:`~facegate.gallery.index.Gallery` used for search is built from the
-store with :meth:`Store.load_gallery`.
+It returns its own records (``facegate.store.records``); the search index is built from
+:meth:`Store.index_rows` by the service tier.
 """
 
 from __future__ import annotations
@@ -9,45 +9,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facegate.gallery.index import Gallery, GalleryError, Person, TemplateRows, new_id, unit_embeddings
+from facegate.core.ids import new_id
+from facegate.core.vectors import unit_embeddings
+from facegate.store.errors import StoreError
+from facegate.store.records import (
+    DEFAULT_COLLECTION,
+    DerivedTemplate,
+    IndexRows,
+    NewTemplate,
+    PersonRecord,
+    StoredChip,
+    StoredPerson,
+    TemplateRecord,
+)
 from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
 
-DEFAULT_COLLECTION = "default"
 # The change log keeps this many versions per collection (pruned every PRUNE_EVERY writes);
 # an index older than half of it reloads the whole collection instead.
 CHANGE_LOG_KEEP = 100_000
 CHANGE_LOG_PRUNE_EVERY = 10_000
-
-
-@dataclass(frozen=True)
-class NewTemplate:
-    """A template to store: a descriptor and, optionally, where it came from and its chip."""
-
-    embedding: np.ndarray
-    quality: float = 1.0
-    source: str = ""
-    chip_jpeg: bytes | None = None
-
-
-@dataclass(frozen=True)
-class PersonRecord:
-    """A stored person as clients see it: public id, name, metadata and template count."""
-
-    id: str
-    name: str
-    collection: str
-    metadata: dict
-    template_count: int
-    created_at: float
-    updated_at: float
-    thumbnail_id: str | None = None  # the best-quality template that has a stored chip
 
 
 # what the search index needs of a person and of a template
@@ -72,14 +58,15 @@ def _templates_query(collection_id: int, model_id: str, dim: int, *where):
     )
 
 
-def _index_parts(people: list, templates: list, dim: int) -> tuple[list[Person], TemplateRows]:
-    """Rows of ``_PERSON_COLUMNS`` and ``_TEMPLATE_COLUMNS`` as the gallery's people and template columns."""
+def _index_rows(people: list, templates: list, dim: int) -> IndexRows:
+    """Rows of ``_PERSON_COLUMNS`` and ``_TEMPLATE_COLUMNS`` as people and template columns."""
     owner_of = {row_id: public_id for row_id, public_id, *_ in people}
-    persons = [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people]
+    persons = [StoredPerson(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people]
     if not templates:
-        return persons, TemplateRows.empty(dim)
+        return IndexRows.empty(persons, dim)
     matrix = np.frombuffer(b"".join(r.embedding for r in templates), dtype="<f4").reshape(len(templates), dim)
-    return persons, TemplateRows(
+    return IndexRows(
+        persons,
         [r.public_id for r in templates],
         [owner_of[r.person_id] for r in templates],
         [r.quality for r in templates],
@@ -99,19 +86,6 @@ def _as_record(row: PersonRow, collection: str, template_count: int, thumbnail_i
         row.updated_at,
         thumbnail_id,
     )
-
-
-@dataclass(frozen=True)
-class TemplateRecord:
-    """A stored template's description (not its embedding)."""
-
-    id: str
-    person_id: str
-    model_id: str
-    quality: float
-    source: str
-    has_chip: bool
-    created_at: float
 
 
 def _encode(vector: np.ndarray, dim: int) -> bytes:
@@ -143,7 +117,7 @@ class Store:
         row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
         if row is None:
             if name != DEFAULT_COLLECTION:
-                raise GalleryError(f"no collection named {name!r}", code="collection_not_found")
+                raise StoreError(f"no collection named {name!r}", code="collection_not_found")
             try:  # the migration creates it; this only runs if someone removed it
                 with session.begin_nested():
                     row = CollectionRow(name=name)
@@ -156,14 +130,14 @@ class Store:
     def _person(session: Session, public_id: str) -> PersonRow:
         row = session.scalar(select(PersonRow).where(PersonRow.public_id == public_id))
         if row is None:
-            raise GalleryError(f"no person with id {public_id!r}", code="person_not_found")
+            raise StoreError(f"no person with id {public_id!r}", code="person_not_found")
         return row
 
     @staticmethod
     def bump_version(session: Session, collection_id: int, person_ids: Iterable[str] | None = None) -> None:
         """Count a change to a collection and log whom it touched, in the writing transaction.
 
-        Readers poll the counter (see ``store.live``) and reload only the logged people;
+        Readers poll the counter (see ``service.indexes``) and reload only the logged people;
         ``person_ids=None`` asks them to reload the whole collection.
         """
         session.execute(
@@ -204,9 +178,7 @@ class Store:
             )
         return row.version, (None if None in changed else changed)
 
-    def load_people(
-        self, model_id: str, collection: str, person_ids: set[str], dim: int = 128
-    ) -> tuple[list[Person], TemplateRows]:
+    def load_people(self, model_id: str, collection: str, person_ids: set[str], dim: int = 128) -> IndexRows:
         """Those of ``person_ids`` that exist in the collection, and all their templates of one model."""
         people, rows = [], []
         wanted = sorted(person_ids)
@@ -217,7 +189,7 @@ class Store:
                 named = PersonRow.public_id.in_(chunk)
                 people += session.execute(select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll, named)).all()
                 rows += session.execute(_templates_query(coll, model_id, dim, named)).all()
-        return _index_parts(people, rows, dim)
+        return _index_rows(people, rows, dim)
 
     def version(self, collection: str = DEFAULT_COLLECTION) -> int | None:
         """The collection's change counter (None if it does not exist)."""
@@ -230,16 +202,34 @@ class Store:
         """Create an (empty) collection; its name must be new."""
         name = name.strip()
         if not name:
-            raise GalleryError("a collection needs a name", code="invalid_name")
+            raise StoreError("a collection needs a name", code="invalid_name")
         try:
             with self._sessions.begin() as session:
                 session.add(CollectionRow(name=name))
         except IntegrityError:
-            raise GalleryError(f"a collection named {name!r} exists already", code="duplicate_name") from None
+            raise StoreError(f"a collection named {name!r} exists already", code="duplicate_name") from None
 
     def collections(self) -> list[str]:
         with self._sessions() as session:
             return list(session.scalars(select(CollectionRow.name).order_by(CollectionRow.name)))
+
+    def rename_collection(self, name: str, new_name: str) -> None:
+        """Give a collection a new (unused) name; the ``default`` collection keeps its name."""
+        new_name = new_name.strip()
+        if not new_name:
+            raise StoreError("a collection needs a name", code="invalid_name")
+        if name == DEFAULT_COLLECTION:
+            raise StoreError("the default collection cannot be renamed", code="collection_protected")
+        try:
+            with self._sessions.begin() as session:
+                coll = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
+                if coll is None:
+                    raise StoreError(f"no collection named {name!r}", code="collection_not_found")
+                coll.name = new_name
+                session.flush()
+                self.bump_version(session, coll.id)
+        except IntegrityError:
+            raise StoreError(f"a collection named {new_name!r} exists already", code="duplicate_name") from None
 
     def delete_collection(self, name: str) -> int:
         """Erase a collection with its people, templates and chips; returns how many people went.
@@ -247,11 +237,11 @@ class Store:
         The ``default`` collection cannot be deleted.
         """
         if name == DEFAULT_COLLECTION:
-            raise GalleryError("the default collection cannot be deleted", code="collection_protected")
+            raise StoreError("the default collection cannot be deleted", code="collection_protected")
         with self._sessions.begin() as session:
             coll = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
             if coll is None:
-                raise GalleryError(f"no collection named {name!r}", code="collection_not_found")
+                raise StoreError(f"no collection named {name!r}", code="collection_not_found")
             people = select(PersonRow.id).where(PersonRow.collection_id == coll.id)
             count = session.scalar(select(func.count()).select_from(people.subquery())) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id.in_(people)))
@@ -272,10 +262,10 @@ class Store:
         collection: str = DEFAULT_COLLECTION,
         metadata: dict | None = None,
         external_ref: str | None = None,
-    ) -> Person:
+    ) -> StoredPerson:
         """Create a person with their templates in one transaction (all or nothing)."""
         if not templates:
-            raise GalleryError("enrolment needs at least one face template", code="no_templates")
+            raise StoreError("enrolment needs at least one face template", code="no_templates")
         return self.create_person(
             name,
             templates,
@@ -296,11 +286,11 @@ class Store:
         collection: str = DEFAULT_COLLECTION,
         metadata: dict | None = None,
         external_ref: str | None = None,
-    ) -> Person:
+    ) -> StoredPerson:
         """Create a person, with no templates yet or with some (one transaction either way)."""
         name = name.strip()
         if not name:
-            raise GalleryError("a person needs a non-empty name", code="invalid_name")
+            raise StoreError("a person needs a non-empty name", code="invalid_name")
         encoded = [_encode(t.embedding, dim) for t in templates]  # validate before writing
         try:
             with self._sessions.begin() as session:
@@ -317,9 +307,9 @@ class Store:
                 for t, blob in zip(templates, encoded, strict=True):
                     session.add(self._template_row(person.id, t, blob, model_id, dim))
                 self.bump_version(session, coll.id, [person.public_id])
-                return Person(person.public_id, person.name, person.created_at, dict(person.meta))
+                return StoredPerson(person.public_id, person.name, person.created_at, dict(person.meta))
         except IntegrityError:
-            raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
+            raise StoreError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
     @staticmethod
     def _template_row(person_id: int, t: NewTemplate, blob: bytes, model_id: str, dim: int) -> TemplateRow:
@@ -348,14 +338,14 @@ class Store:
         """Give a person a new display name, unique in their collection."""
         name = name.strip()
         if not name:
-            raise GalleryError("a person needs a non-empty name", code="invalid_name")
+            raise StoreError("a person needs a non-empty name", code="invalid_name")
         try:
             with self._sessions.begin() as session:
                 person = self._person(session, person_id)
                 person.name = name
                 self.bump_version(session, person.collection_id, [person.public_id])
         except IntegrityError:
-            raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
+            raise StoreError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
     def delete_person(self, person_id: str) -> int:
         """Erase a person with every template and chip; returns how many templates went."""
@@ -376,7 +366,7 @@ class Store:
                 .where(TemplateRow.public_id == template_id)
             ).first()
             if row is None:
-                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
+                raise StoreError(f"no template with id {template_id!r}", code="template_not_found")
             session.execute(delete(TemplateRow).where(TemplateRow.id == row.id))
             self.bump_version(session, row.collection_id, [row.public_id])
 
@@ -392,15 +382,15 @@ class Store:
             found = {t.public_id for t, _, _ in rows}
             missing = [t for t in template_ids if t not in found]
             if missing:
-                raise GalleryError(f"no template with id {missing[0]!r}", code="template_not_found")
+                raise StoreError(f"no template with id {missing[0]!r}", code="template_not_found")
             if any(coll != target.collection_id for _, coll, _ in rows):
-                raise GalleryError("templates can only move within their collection", code="cross_collection")
+                raise StoreError("templates can only move within their collection", code="cross_collection")
             for template, _, _ in rows:
                 template.person_id = target.id
             self.bump_version(session, target.collection_id, [target.public_id, *(owner for _, _, owner in rows)])
         return len(rows)
 
-    def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
+    def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> StoredPerson | None:
         """The person enrolled with this external reference, looked up by its keyed hash."""
         with self._sessions() as session:
             row = session.scalar(
@@ -410,15 +400,15 @@ class Store:
                     CollectionRow.name == collection, PersonRow.external_ref_hash == self.external_ref_hash(reference)
                 )
             )
-            return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+            return StoredPerson(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
-    def find_by_name(self, name: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
+    def find_by_name(self, name: str, collection: str = DEFAULT_COLLECTION) -> StoredPerson | None:
         """The person with exactly this display name in a collection, if any."""
         with self._sessions() as session:
             row = session.scalar(
                 select(PersonRow).join(CollectionRow).where(CollectionRow.name == collection, PersonRow.name == name)
             )
-            return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+            return StoredPerson(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
     def _record(self, session: Session, row: PersonRow, collection: str | None = None) -> PersonRecord:
         count = session.scalar(select(func.count()).where(TemplateRow.person_id == row.id)) or 0
@@ -440,7 +430,7 @@ class Store:
         return best
 
     def get_person(self, person_id: str) -> PersonRecord:
-        """One person by public id; ``GalleryError(code='person_not_found')`` if there is none."""
+        """One person by public id; ``StoreError(code='person_not_found')`` if there is none."""
         with self._sessions() as session:
             return self._record(session, self._person(session, person_id))
 
@@ -451,7 +441,7 @@ class Store:
         with self._sessions() as session:
             coll = session.scalar(select(CollectionRow).where(CollectionRow.name == collection))
             if coll is None:
-                raise GalleryError(f"no collection named {collection!r}", code="collection_not_found")
+                raise StoreError(f"no collection named {collection!r}", code="collection_not_found")
             where = [PersonRow.collection_id == coll.id]
             if name_contains:
                 escaped = name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -484,7 +474,7 @@ class Store:
                 if name is not None:
                     name = name.strip()
                     if not name:
-                        raise GalleryError("a person needs a non-empty name", code="invalid_name")
+                        raise StoreError("a person needs a non-empty name", code="invalid_name")
                     person.name = name
                 if metadata is not None:
                     person.meta = dict(metadata)
@@ -494,7 +484,7 @@ class Store:
                 self.bump_version(session, person.collection_id, [person.public_id])
                 return self._record(session, person)
         except IntegrityError:
-            raise GalleryError(f"a person named {name!r} exists already", code="duplicate_name") from None
+            raise StoreError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
     def templates(self, person_id: str) -> list[TemplateRecord]:
         """A person's templates, oldest first."""
@@ -531,7 +521,7 @@ class Store:
         with self._sessions() as session:
             row = session.execute(select(TemplateRow.chip_jpeg).where(TemplateRow.public_id == template_id)).first()
             if row is None:
-                raise GalleryError(f"no template with id {template_id!r}", code="template_not_found")
+                raise StoreError(f"no template with id {template_id!r}", code="template_not_found")
             return row[0]
 
     def template_sources(self, person_id: str, model_id: str) -> set[str]:
@@ -546,7 +536,7 @@ class Store:
                 )
             )
 
-    def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[Person, int]]:
+    def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[StoredPerson, int]]:
         """Everyone in a collection with their number of templates, by name."""
         with self._sessions() as session:
             rows = session.execute(
@@ -557,7 +547,7 @@ class Store:
                 .group_by(PersonRow.id)
                 .order_by(PersonRow.name)
             ).all()
-            return [(Person(p.public_id, p.name, p.created_at, dict(p.meta)), int(n)) for p, n in rows]
+            return [(StoredPerson(p.public_id, p.name, p.created_at, dict(p.meta)), int(n)) for p, n in rows]
 
     def template_counts(self, collection: str = DEFAULT_COLLECTION) -> dict[str, int]:
         """How many templates each embedding model has in a collection."""
@@ -573,15 +563,74 @@ class Store:
 
     # ----------------------------------------------------------------- index
 
-    def load_gallery(self, model_id: str, collection: str = DEFAULT_COLLECTION, dim: int = 128) -> Gallery:
-        """Build the in-memory search index of one collection for one embedding model."""
-        gallery = Gallery(model_id, dim)
+    def index_rows(self, model_id: str, collection: str = DEFAULT_COLLECTION, dim: int = 128) -> IndexRows:
+        """Everyone in a collection and all their templates of one embedding model (what an index needs)."""
         with self._sessions() as session:
             coll = session.scalar(select(CollectionRow).where(CollectionRow.name == collection))
             if coll is None:
-                return gallery
+                return IndexRows.empty([], dim)
             people = session.execute(select(*_PERSON_COLUMNS).where(PersonRow.collection_id == coll.id)).all()
             rows = session.execute(_templates_query(coll.id, model_id, dim)).all()
-        gallery.restore(*_index_parts(people, rows, dim))
-        gallery.prepare_search()
-        return gallery
+        return _index_rows(people, rows, dim)
+
+    # ----------------------------------------------------------------- re-embedding
+
+    def reembed_pending(self, model_id: str, collection: str = DEFAULT_COLLECTION) -> list[str]:
+        """Public ids of templates with a chip, of another model, not yet recomputed for ``model_id``."""
+        with self.engine.connect() as conn:
+            done = select(TemplateRow.origin_id).where(
+                TemplateRow.model_id == model_id, TemplateRow.origin_id.is_not(None)
+            )
+            return list(
+                conn.scalars(
+                    select(TemplateRow.public_id)
+                    .join(PersonRow)
+                    .join(CollectionRow)
+                    .where(
+                        CollectionRow.name == collection,
+                        TemplateRow.model_id != model_id,
+                        TemplateRow.chip_jpeg.is_not(None),
+                        TemplateRow.public_id.not_in(done),
+                    )
+                    .order_by(TemplateRow.id)
+                )
+            )
+
+    def chips(self, template_ids: list[str]) -> list[StoredChip]:
+        """The stored chips of these templates (those that have one), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(TemplateRow.public_id, TemplateRow.chip_jpeg)
+                .where(TemplateRow.public_id.in_(template_ids), TemplateRow.chip_jpeg.is_not(None))
+                .order_by(TemplateRow.id)
+            ).all()
+        return [StoredChip(public_id, chip) for public_id, chip in rows]
+
+    def add_derived_templates(self, model_id: str, derived: list[DerivedTemplate]) -> int:
+        """Store templates recomputed from others (one transaction): each keeps its origin's person,
+        quality, source and chip, and records the origin, so a re-run skips it."""
+        if not derived:
+            return 0
+        dim = int(np.asarray(derived[0].embedding).shape[-1])
+        encoded = {d.origin_id: _encode(d.embedding, dim) for d in derived}
+        with self._sessions.begin() as session:
+            origins = session.scalars(select(TemplateRow).where(TemplateRow.public_id.in_(list(encoded)))).all()
+            changed: dict[int, set[str]] = {}  # collection -> people given new templates
+            for row in origins:
+                session.add(
+                    TemplateRow(
+                        public_id=new_id("t"),
+                        person_id=row.person_id,
+                        model_id=model_id,
+                        dim=dim,
+                        embedding=encoded[row.public_id],
+                        quality=row.quality,
+                        source=row.source,
+                        chip_jpeg=row.chip_jpeg,
+                        origin_id=row.public_id,
+                    )
+                )
+                changed.setdefault(row.person.collection_id, set()).add(row.person.public_id)
+            for collection_id, people in changed.items():
+                self.bump_version(session, collection_id, people)
+        return len(origins)

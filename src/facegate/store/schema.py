@@ -38,7 +38,7 @@ class CollectionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
-    # bumped by every write to the collection's people or templates (see store.live)
+    # bumped by every write to the collection's people or templates (see service.indexes)
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
 

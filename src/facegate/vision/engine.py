@@ -11,14 +11,15 @@ import functools
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
+from facegate.core.errors import ConfigError
 from facegate.vision.alignment import LandmarkAligner, dlib_like_box
 from facegate.vision.detection import FaceDetector
 from facegate.vision.embedding import MODEL_ID as EMBEDDING_MODEL_ID
 from facegate.vision.embedding import FaceEmbedder, embed
-from facegate.vision.errors import FacegateError
 from facegate.vision.image import DEFAULT_LIMITS, ImageLimits, ImageSource, load_image
 from facegate.vision.quality import DEFAULT_THRESHOLDS, QualityThresholds, assess_quality
 from facegate.vision.types import Box, Detection, Face
@@ -46,9 +47,18 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
-            raise FacegateError(f"unknown detector {self.detector!r}; one of {DETECTORS}", code="bad_config")
+            raise ConfigError(f"unknown detector {self.detector!r}; one of {DETECTORS}")
         if self.embedder not in EMBEDDERS:
-            raise FacegateError(f"unknown embedder {self.embedder!r}; one of {EMBEDDERS}", code="bad_config")
+            raise ConfigError(f"unknown embedder {self.embedder!r}; one of {EMBEDDERS}")
+
+
+class ChipEmbedder(Protocol):
+    """What re-embedding needs of an engine: its model id and descriptors of aligned chips."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray: ...
 
 
 _load_lock = threading.Lock()

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
+from facegate.core.errors import FacegateError
 
-class FacegateError(Exception):
-    """Base of every error facegate raises on purpose; ``code`` is stable and machine-readable."""
-
-    code: str = "facegate_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        """The human-readable explanation."""
-        return str(self.args[0]) if self.args else ""
+__all__ = ["FacegateError", "ImageError", "ModelFormatError", "ModelUnavailableError"]
 
 
 class ImageError(FacegateError):

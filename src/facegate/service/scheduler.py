@@ -46,7 +46,7 @@ class FairScheduler:
         self._ready: deque[Slot] = deque()
         self._wakeup: asyncio.Condition | None = None
         self._workers: list[asyncio.Task] = []
-        self._on_drop = on_drop
+        self.on_drop = on_drop  # called for every dropped frame (metrics)
         self.running = 0
 
     @property
@@ -69,8 +69,8 @@ class FairScheduler:
         replaced = slot._has_pending
         if replaced:
             slot.dropped += 1
-            if self._on_drop:
-                self._on_drop()
+            if self.on_drop:
+                self.on_drop()
         slot.pending, slot._has_pending = payload, True
         if not slot.queued:
             slot.queued = True

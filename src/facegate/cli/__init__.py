@@ -1,0 +1,14 @@
+"""The ``facegate`` command line: an adapter that parses, calls the service tier and renders."""
+
+from __future__ import annotations
+
+from facegate.cli import admin, archive, collections, enrol, people, recognize  # noqa: F401  (commands register)
+from facegate.cli.common import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,310 @@
+"""One configuration for the CLI and the server: defaults < TOML file < ``FACEGATE_*`` variables < flags.
+
+Every setting lives in one section (engine, store, limits, server, stream) and has one
+name, unique across sections, so ``FACEGATE_<NAME>`` sets it and so does ``name = ...``
+under ``[section]`` in the TOML file named by ``FACEGATE_CONFIG`` (or ``--config``).
+:func:`load_settings` reads them once and records where each value came from, which
+``facegate config`` prints (secrets masked).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from facegate.core.errors import ConfigError
+
+AUTH_MODES = ("auto", "required", "off")
+DETECTORS = ("blazeface", "hog", "cnn")
+EMBEDDERS = ("onnx", "dlib")
+SECRET = {"secret": True}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The models and how they run. ``flip`` and ``embedder`` change the embeddings (the model id)."""
+
+    detector: str = "blazeface"
+    embedder: str = "onnx"
+    flip: bool = False
+    match_threshold: float | None = None  # None: the calibrated threshold of the model
+    # frames processed at once (scheduler worker threads), and the threads each model call
+    # uses (onnxruntime / LiteRT intra-op). On 2 cores, 2 x 1 gave 88% of one client's frame
+    # rate to 100 streaming clients, 1 x 2 gave 71% (bench/api.py; README "Process model").
+    inference_threads: int = 2
+    model_threads: int = 1
+
+    def __post_init__(self) -> None:
+        _one_of("detector", self.detector, DETECTORS)
+        _one_of("embedder", self.embedder, EMBEDDERS)
+        _at_least("inference_threads", self.inference_threads, 1)
+        _at_least("model_threads", self.model_threads, 1)
+        if self.match_threshold is not None and not -1.0 <= self.match_threshold <= 1.0:
+            raise ConfigError(f"match_threshold {self.match_threshold} is outside [-1, 1]")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where people and templates are kept."""
+
+    data_dir: str = ""  # empty: the user's data directory (e.g. ~/.local/share/facegate)
+    database_url: str = field(default="", metadata=SECRET)  # empty: SQLite in the data directory
+    store_chips: bool = True
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What one request, image or archive may cost."""
+
+    max_request_bytes: int = 30 * 1024 * 1024
+    max_image_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    max_faces: int = 50  # per image: the largest faces are kept
+    max_zip_bytes: int = 200 * 1024 * 1024
+    max_zip_entries: int = 2_000
+    max_zip_uncompressed_bytes: int = 1024 * 1024 * 1024
+    max_zip_ratio: float = 100.0  # uncompressed / compressed, per entry
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _at_least(f.name, getattr(self, f.name), 1)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP server. ``auth``: ``auto`` requires API keys whenever bound beyond loopback."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth: str = "auto"
+    cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are named
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _one_of("auth", self.auth, AUTH_MODES)
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is outside 0-65535")
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether every API call needs a key: always when bound beyond loopback, unless turned off."""
+        if self.auth == "required":
+            return True
+        if self.auth == "off":
+            return False
+        return not _is_loopback(self.host)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The WebSocket stream of frames."""
+
+    max_stream_frame_bytes: int = 4 * 1024 * 1024
+
+
+SECTIONS: dict[str, type] = {
+    "engine": EngineSettings,
+    "store": StoreSettings,
+    "limits": LimitSettings,
+    "server": ServerSettings,
+    "stream": StreamSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, by section; ``sources`` says where each value came from (``section.name`` keys)."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def data_dir(self) -> Path:
+        if self.store.data_dir:
+            return Path(self.store.data_dir).expanduser()
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("facegate"))
+
+    @property
+    def database_url(self) -> str:
+        """The configured database, else SQLite in the data directory (created on demand)."""
+        if self.store.database_url:
+            return self.store.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'facegate.db'}"
+
+    def with_values(self, **values: Any) -> Settings:
+        """These settings with some values replaced by name (test and tool convenience; source ``code``)."""
+        return _apply(self, values, "code")
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """``(section.name, value, source)`` of every setting, secrets masked."""
+        out = []
+        for section in SECTIONS:
+            part = getattr(self, section)
+            for f in fields(part):
+                key = f"{section}.{f.name}"
+                value = getattr(part, f.name)
+                if f.metadata.get("secret") and value:
+                    value = mask_secret(str(value))
+                out.append((key, value, self.sources.get(key, "default")))
+        return out
+
+
+def mask_secret(value: str) -> str:
+    """A URL with its password replaced by ``***`` (other secrets: all of it)."""
+    masked, count = re.subn(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+    return masked if count or "://" in value else "***"
+
+
+# ----------------------------------------------------------------- loading
+
+
+def _owner_of() -> dict[str, str]:
+    """Setting name -> its section."""
+    owners = {}
+    for section, kind in SECTIONS.items():
+        for f in fields(kind):
+            owners[f.name] = section
+    return owners
+
+
+NAMES = _owner_of()
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file (``config_file`` or ``$FACEGATE_CONFIG``), then ``FACEGATE_*``
+    variables, then ``flags`` (by setting name; ``None`` values are ignored)."""
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    path = config_file or environ.get("FACEGATE_CONFIG") or None
+    if path:
+        settings = _apply(settings, _read_toml(Path(path)), f"file {path}")
+    for name in NAMES:
+        raw = environ.get(f"FACEGATE_{name.upper()}")
+        if raw is not None:
+            settings = _apply(settings, {name: _parse_text(name, raw)}, f"env FACEGATE_{name.upper()}")
+    for name, value in (flags or {}).items():
+        if value is not None:
+            settings = _apply(settings, {name: value}, "flag")
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for section, table in data.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise ConfigError(f"{path}: unknown section [{section}]; sections are {', '.join(SECTIONS)}")
+        for name, value in table.items():
+            if NAMES.get(name) != section:
+                raise ConfigError(f"{path}: [{section}] has no setting {name!r}")
+            values[name] = _check_type(name, value)
+    return values
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> Settings:
+    sources = dict(settings.sources)
+    by_section: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        section = NAMES.get(name)
+        if section is None:
+            raise ConfigError(f"no setting named {name!r}")
+        by_section.setdefault(section, {})[name] = _check_type(name, value)
+        sources[f"{section}.{name}"] = source
+    parts = {section: replace(getattr(settings, section), **changes) for section, changes in by_section.items()}
+    return replace(settings, **parts, sources=sources)
+
+
+def _field_type(name: str) -> Any:
+    hints = typing.get_type_hints(SECTIONS[NAMES[name]])
+    return hints[name]
+
+
+def _base_types(kind: Any) -> tuple[type, ...]:
+    """The runtime types a setting of type ``kind`` accepts (``float | None`` -> float, NoneType)."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return tuple(t for arg in typing.get_args(kind) for t in _base_types(arg))
+    origin = typing.get_origin(kind)
+    return (origin,) if origin else (kind,)
+
+
+def _check_type(name: str, value: Any) -> Any:
+    allowed = _base_types(_field_type(name))
+    if isinstance(value, list) and tuple in allowed:
+        value = tuple(value)
+    if isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
+        value = float(value)
+    if isinstance(value, bool) and bool not in allowed:
+        raise ConfigError(f"{name} must be {_describe(allowed)}; got {value!r}")
+    if not isinstance(value, allowed):
+        raise ConfigError(f"{name} must be {_describe(allowed)}; got {value!r}")
+    return value
+
+
+def _describe(allowed: tuple[type, ...]) -> str:
+    return " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+
+
+def _parse_text(name: str, raw: str) -> Any:
+    """A ``FACEGATE_*`` variable's text as the setting's type."""
+    allowed = _base_types(_field_type(name))
+    raw = raw.strip()
+    env = f"FACEGATE_{name.upper()}={raw!r}"
+    if tuple in allowed:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if bool in allowed:
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigError(f"{env} is not a boolean (1/0, true/false, yes/no, on/off)")
+        return raw.lower() in ("1", "true", "yes", "on")
+    if not raw and type(None) in allowed:
+        return None
+    try:
+        if int in allowed:
+            return int(raw)
+        if float in allowed:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{env} is not a valid {_describe(allowed)}") from None
+    return raw
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {choices}; got {value!r}")
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}; got {value}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

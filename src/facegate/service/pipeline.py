@@ -1,0 +1,89 @@
+"""The frame pipeline: a frame -> analyse -> decide -> a typed result.
+
+One path for every source of frames: ``/v1/recognize``, the browser stream, the CLI's
+``identify`` (and, next, cameras and video files) all call :meth:`FrameProcessor.process`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from facegate.gallery.decision import Decision, DecisionPolicy
+from facegate.service.indexes import IndexRegistry
+from facegate.store.records import DEFAULT_COLLECTION
+from facegate.vision.engine import FaceEngine
+from facegate.vision.image import ImageSource
+from facegate.vision.types import Face
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """How to decide on a frame's faces: against which collection, at which threshold."""
+
+    collection: str = DEFAULT_COLLECTION
+    threshold: float | None = None  # None: the policy's (calibrated or configured) threshold
+    max_faces: int | None = None  # None: the configured limit
+    top_k: int = 0  # also list the best K candidates per face
+
+
+@dataclass(frozen=True)
+class RecognizedFace:
+    """A face found in a frame and what facegate decided about it."""
+
+    face: Face
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Every face of one frame (largest first) with its decision."""
+
+    width: int
+    height: int
+    faces: list[RecognizedFace]
+    threshold: float
+    processing_ms: float
+
+    @property
+    def statuses(self) -> list[str]:
+        return [f.decision.status for f in self.faces]
+
+
+class FrameProcessor:
+    """Analyses a frame with the engine and decides on each face with the one decision policy."""
+
+    def __init__(self, engine: FaceEngine, indexes: IndexRegistry, policy: DecisionPolicy, max_faces: int) -> None:
+        self.engine = engine
+        self.indexes = indexes
+        self.policy = policy
+        self.max_faces = max_faces
+
+    def face_limit(self, requested: int | None) -> int:
+        """At most ``requested`` faces, and never more than the configured limit."""
+        return min(requested or self.max_faces, self.max_faces)
+
+    def process(self, frame: ImageSource, options: FrameOptions) -> FrameResult:
+        """Every face (largest first, at most ``options.max_faces``) with a match/unknown decision."""
+        started = time.perf_counter()
+        pixels = self.engine.load(frame)
+        faces = self.engine.analyze(pixels, max_faces=self.face_limit(options.max_faces))
+        decisions = self.decide(faces, options)
+        return FrameResult(
+            width=int(pixels.shape[1]),
+            height=int(pixels.shape[0]),
+            faces=[RecognizedFace(f, d) for f, d in zip(faces, decisions, strict=True)],
+            threshold=self.policy.with_threshold(options.threshold).threshold,
+            processing_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def decide(self, faces: list[Face], options: FrameOptions) -> list[Decision]:
+        """Match/unknown decisions for faces' embeddings against a collection."""
+        gallery = self.indexes.gallery(options.collection)
+        if not faces:
+            return []
+        policy = self.policy.with_threshold(options.threshold)
+        found = gallery.search(np.stack([f.embedding for f in faces]), top_k=max(1, options.top_k))
+        return [policy.decide(candidates, options.top_k) for candidates in found]

@@ -1,0 +1,133 @@
+"""The composition root: one :class:`Runtime` per process, built from one :class:`~facegate.config.Settings`.
+
+It creates the store (migrated), the engines, the decision policy, the live indexes and
+the scheduler, and the use cases on top of them. The CLI builds one per command and
+calls the use cases directly; the server builds one at start, ``await start()`` runs the
+scheduler and loads the models, ``await stop()`` ends both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from facegate.config import Settings
+from facegate.gallery.decision import DecisionPolicy
+from facegate.service.archives import Archives
+from facegate.service.enrolment import Enrolment
+from facegate.service.indexes import IndexRegistry
+from facegate.service.keys import ApiKeys
+from facegate.service.people import People
+from facegate.service.pipeline import FrameProcessor
+from facegate.service.recognition import Recognition
+from facegate.service.scheduler import FairScheduler
+from facegate.store.db import current_revision, make_engine, upgrade
+from facegate.store.keys import KeyStore
+from facegate.store.repository import Store
+from facegate.vision.engine import EngineConfig, FaceEngine
+from facegate.vision.image import ImageLimits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What ``/v1/info`` reports."""
+
+    detector: str
+    embedder: str
+    model_id: str
+    flip: bool
+    threshold: float
+    database: str
+
+
+class Runtime:
+    """Everything one facegate process runs with, wired once."""
+
+    def __init__(self, settings: Settings, store: Store, engine: FaceEngine) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        # enrolment searches large photos tile by tile, so small faces in big photos are found
+        self.enrol_engine = FaceEngine(replace(engine.config, thorough=True))
+        self.policy = DecisionPolicy.for_model(engine.model_id, settings.engine.match_threshold)
+        self.indexes = IndexRegistry(store, engine.model_id)
+        self.processor = FrameProcessor(engine, self.indexes, self.policy, settings.limits.max_faces)
+        self.recognition = Recognition(self.processor, store, self.indexes)
+        self.enrolment = Enrolment(store, self.indexes, self.enrol_engine, settings.store.store_chips)
+        self.people = People(store, self.indexes)
+        self.archives = Archives(store, self.indexes)
+        self.keys = ApiKeys(KeyStore(store))
+        self.scheduler = FairScheduler(settings.engine.inference_threads)
+        self.ready = False
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Open (and migrate) the database and set up the engines; no model is loaded yet."""
+        store = Store(make_engine(settings.database_url))
+        upgrade(store.engine)
+        return cls(settings, store, FaceEngine(engine_config(settings)))
+
+    @property
+    def model_id(self) -> str:
+        return self.engine.model_id
+
+    def warmup(self) -> None:
+        """Load every model (readiness turns true after this)."""
+        started = time.perf_counter()
+        self.engine.warmup()
+        self.ready = True
+        log.info("models loaded in %.1f s", time.perf_counter() - started)
+
+    def check_database(self) -> None:
+        """Raises if the database does not answer."""
+        self.store.version()
+
+    def database(self) -> tuple[str | None, str]:
+        """The schema revision the database is at, and its URL (password hidden)."""
+        return current_revision(self.store.engine), self.store.engine.url.render_as_string(hide_password=True)
+
+    def info(self) -> ServiceInfo:
+        config = self.engine.config
+        return ServiceInfo(
+            config.detector,
+            config.embedder,
+            self.model_id,
+            config.flip,
+            self.policy.threshold,
+            self.store.engine.dialect.name,
+        )
+
+    def reembed(self, collection: str, progress=None) -> int:
+        """Recompute templates of other models with this process's engine (see ``Archives.reembed``)."""
+        return self.archives.reembed(self.engine, collection, progress)
+
+    async def start(self, warm: bool = True) -> asyncio.Task | None:
+        """Run the scheduler; with ``warm``, load the models in its turn (returns that task)."""
+        await self.scheduler.start()
+        if not warm:
+            self.ready = True
+            return None
+        return asyncio.create_task(self.scheduler.run(self.warmup))
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        self.close()
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine the settings describe (its model id follows from embedder and flip)."""
+    engine, limits = settings.engine, settings.limits
+    return EngineConfig(
+        detector=engine.detector,
+        embedder=engine.embedder,
+        flip=engine.flip,
+        num_threads=engine.model_threads,
+        limits=ImageLimits(max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels),
+    )

@@ -1,0 +1,113 @@
+"""What the store returns: plain records of its own (no gallery or vision types)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_COLLECTION = "default"
+
+
+@dataclass(frozen=True)
+class StoredPerson:
+    """A person as the store keeps them: opaque public id, display name, metadata."""
+
+    id: str
+    name: str
+    created_at: float = field(default_factory=time.time)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewTemplate:
+    """A template to store: a descriptor and, optionally, where it came from and its chip."""
+
+    embedding: np.ndarray
+    quality: float = 1.0
+    source: str = ""
+    chip_jpeg: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """A stored person as clients see it: public id, name, metadata and template count."""
+
+    id: str
+    name: str
+    collection: str
+    metadata: dict
+    template_count: int
+    created_at: float
+    updated_at: float
+    thumbnail_id: str | None = None  # the best-quality template that has a stored chip
+
+
+@dataclass(frozen=True)
+class TemplateRecord:
+    """A stored template's description (not its embedding)."""
+
+    id: str
+    person_id: str
+    model_id: str
+    quality: float
+    source: str
+    has_chip: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """A collection's people and their templates of one model, column by column.
+
+    Row ``i`` of ``matrix`` is template ``ids[i]`` of person ``owners[i]`` (a public id
+    among ``people``); the service builds the search index from this.
+    """
+
+    people: list[StoredPerson]
+    ids: list[str]
+    owners: list[str]
+    qualities: list[float]
+    sources: list[str]
+    matrix: np.ndarray
+
+    @classmethod
+    def empty(cls, people: list[StoredPerson], dim: int) -> IndexRows:
+        return cls(people, [], [], [], [], np.zeros((0, dim), np.float32))
+
+
+@dataclass(frozen=True)
+class StoredChip:
+    """A stored template's aligned face JPEG, for re-embedding with another model."""
+
+    template_id: str
+    chip_jpeg: bytes
+
+
+@dataclass(frozen=True)
+class DerivedTemplate:
+    """A template recomputed from a stored one (its chip) by another embedding model."""
+
+    origin_id: str
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's public description (the secret is not part of it)."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        """``admin`` may do everything; other scopes only their own calls."""
+        return "admin" in self.scopes or scope in self.scopes
