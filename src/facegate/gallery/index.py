@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from facegate.core.errors import FacegateError
 from facegate.core.ids import new_id
+from facegate.core.person import Person
 from facegate.core.vectors import unit_embeddings
 from facegate.gallery.decision import Candidate
 from facegate.gallery.quantized import QuantizedMatrix
@@ -48,16 +48,6 @@ class GalleryError(FacegateError):
     """A gallery operation was refused (unknown id, bad embedding, duplicate name)."""
 
     code = "gallery_error"
-
-
-@dataclass
-class Person:
-    """An enrolled person. ``id`` is stable and opaque; ``name`` is for display."""
-
-    id: str
-    name: str
-    created_at: float = field(default_factory=time.time)
-    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

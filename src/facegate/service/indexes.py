@@ -23,7 +23,8 @@ import threading
 import time
 
 from facegate.core.errors import FacegateError
-from facegate.gallery.index import Gallery, Person, TemplateRows
+from facegate.core.person import Person
+from facegate.gallery.index import Gallery, TemplateRows
 from facegate.store.errors import StoreError
 from facegate.store.records import DEFAULT_COLLECTION, IndexRows
 from facegate.store.repository import Store
@@ -53,6 +54,7 @@ class LiveIndex:
         self._version: int | None = None
         self._gallery = Gallery(model_id, dim)
         self.other_models: list[str] = []  # what the collection holds when it has none of ``model_id``
+        self.missing = False  # the collection was deleted or renamed (by this or another process)
         self.refresh(force=True)
 
     @property
@@ -96,6 +98,7 @@ class LiveIndex:
         """Check the counter and load what changed if it moved; the caller holds the reload lock."""
         self._checked_at = time.monotonic()
         version, changed = self.store.changes_since(self.collection, None if force else self._version)
+        self.missing = version is None
         if not force and version == self._version:
             return False
         if changed is None:
@@ -114,8 +117,7 @@ class LiveIndex:
 
 def gallery_parts(rows: IndexRows) -> tuple[list[Person], TemplateRows]:
     """The store's rows as the gallery's people and template columns (no copy of the matrix)."""
-    people = [Person(p.id, p.name, p.created_at, p.metadata) for p in rows.people]
-    return people, TemplateRows(rows.ids, rows.owners, rows.qualities, rows.sources, rows.matrix)
+    return rows.people, TemplateRows(rows.ids, rows.owners, rows.qualities, rows.sources, rows.matrix)
 
 
 def build_gallery(rows: IndexRows, model_id: str) -> Gallery:
@@ -159,6 +161,9 @@ class IndexRegistry:
         """
         live = self.live(collection)
         gallery = live.gallery
+        if live.missing:  # gone since it was loaded (another process deleted or renamed it)
+            self.forget(collection)
+            raise StoreError(f"no collection named {collection!r}", code="collection_not_found")
         if gallery.template_count == 0 and live.other_models:
             raise self._mismatch(collection, live.other_models)
         return gallery

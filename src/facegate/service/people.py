@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from facegate.service.indexes import IndexRegistry
 from facegate.store.errors import StoreError
-from facegate.store.records import PersonRecord, StoredPerson, TemplateRecord
+from facegate.store.records import Person, PersonRecord, TemplateRecord
 from facegate.store.repository import Store
 
 
@@ -53,7 +53,7 @@ class People:
     ) -> tuple[list[PersonRecord], int]:
         return self.store.list_people(collection, offset=offset, limit=limit, name_contains=name_contains)
 
-    def everyone(self, collection: str) -> list[tuple[StoredPerson, int]]:
+    def everyone(self, collection: str) -> list[tuple[Person, int]]:
         """Everyone in a collection with their number of templates, by name."""
         return self.store.people(self.get_collection(collection))
 

@@ -1,23 +1,14 @@
-"""What the store returns: plain records of its own (no gallery or vision types)."""
+"""What the store returns: plain records (no gallery or vision types; ``Person`` is core's)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from facegate.core.person import Person
+
 DEFAULT_COLLECTION = "default"
-
-
-@dataclass(frozen=True)
-class StoredPerson:
-    """A person as the store keeps them: opaque public id, display name, metadata."""
-
-    id: str
-    name: str
-    created_at: float = field(default_factory=time.time)
-    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,7 +56,7 @@ class IndexRows:
     among ``people``); the service builds the search index from this.
     """
 
-    people: list[StoredPerson]
+    people: list[Person]
     ids: list[str]
     owners: list[str]
     qualities: list[float]
@@ -73,7 +64,7 @@ class IndexRows:
     matrix: np.ndarray
 
     @classmethod
-    def empty(cls, people: list[StoredPerson], dim: int) -> IndexRows:
+    def empty(cls, people: list[Person], dim: int) -> IndexRows:
         return cls(people, [], [], [], [], np.zeros((0, dim), np.float32))
 
 

@@ -23,9 +23,9 @@ from facegate.store.records import (
     DerivedTemplate,
     IndexRows,
     NewTemplate,
+    Person,
     PersonRecord,
     StoredChip,
-    StoredPerson,
     TemplateRecord,
 )
 from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
@@ -61,7 +61,7 @@ def _templates_query(collection_id: int, model_id: str, dim: int, *where):
 def _index_rows(people: list, templates: list, dim: int) -> IndexRows:
     """Rows of ``_PERSON_COLUMNS`` and ``_TEMPLATE_COLUMNS`` as people and template columns."""
     owner_of = {row_id: public_id for row_id, public_id, *_ in people}
-    persons = [StoredPerson(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people]
+    persons = [Person(public_id, name, created, dict(meta or {})) for _, public_id, name, created, meta in people]
     if not templates:
         return IndexRows.empty(persons, dim)
     matrix = np.frombuffer(b"".join(r.embedding for r in templates), dtype="<f4").reshape(len(templates), dim)
@@ -262,7 +262,7 @@ class Store:
         collection: str = DEFAULT_COLLECTION,
         metadata: dict | None = None,
         external_ref: str | None = None,
-    ) -> StoredPerson:
+    ) -> Person:
         """Create a person with their templates in one transaction (all or nothing)."""
         if not templates:
             raise StoreError("enrolment needs at least one face template", code="no_templates")
@@ -286,7 +286,7 @@ class Store:
         collection: str = DEFAULT_COLLECTION,
         metadata: dict | None = None,
         external_ref: str | None = None,
-    ) -> StoredPerson:
+    ) -> Person:
         """Create a person, with no templates yet or with some (one transaction either way)."""
         name = name.strip()
         if not name:
@@ -307,7 +307,7 @@ class Store:
                 for t, blob in zip(templates, encoded, strict=True):
                     session.add(self._template_row(person.id, t, blob, model_id, dim))
                 self.bump_version(session, coll.id, [person.public_id])
-                return StoredPerson(person.public_id, person.name, person.created_at, dict(person.meta))
+                return Person(person.public_id, person.name, person.created_at, dict(person.meta))
         except IntegrityError:
             raise StoreError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
@@ -390,7 +390,7 @@ class Store:
             self.bump_version(session, target.collection_id, [target.public_id, *(owner for _, _, owner in rows)])
         return len(rows)
 
-    def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> StoredPerson | None:
+    def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
         """The person enrolled with this external reference, looked up by its keyed hash."""
         with self._sessions() as session:
             row = session.scalar(
@@ -400,15 +400,15 @@ class Store:
                     CollectionRow.name == collection, PersonRow.external_ref_hash == self.external_ref_hash(reference)
                 )
             )
-            return StoredPerson(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+            return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
-    def find_by_name(self, name: str, collection: str = DEFAULT_COLLECTION) -> StoredPerson | None:
+    def find_by_name(self, name: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
         """The person with exactly this display name in a collection, if any."""
         with self._sessions() as session:
             row = session.scalar(
                 select(PersonRow).join(CollectionRow).where(CollectionRow.name == collection, PersonRow.name == name)
             )
-            return StoredPerson(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
+            return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
     def _record(self, session: Session, row: PersonRow, collection: str | None = None) -> PersonRecord:
         count = session.scalar(select(func.count()).where(TemplateRow.person_id == row.id)) or 0
@@ -536,7 +536,7 @@ class Store:
                 )
             )
 
-    def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[StoredPerson, int]]:
+    def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[Person, int]]:
         """Everyone in a collection with their number of templates, by name."""
         with self._sessions() as session:
             rows = session.execute(
@@ -547,7 +547,7 @@ class Store:
                 .group_by(PersonRow.id)
                 .order_by(PersonRow.name)
             ).all()
-            return [(StoredPerson(p.public_id, p.name, p.created_at, dict(p.meta)), int(n)) for p, n in rows]
+            return [(Person(p.public_id, p.name, p.created_at, dict(p.meta)), int(n)) for p, n in rows]
 
     def template_counts(self, collection: str = DEFAULT_COLLECTION) -> dict[str, int]:
         """How many templates each embedding model has in a collection."""
