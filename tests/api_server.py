@@ -10,6 +10,7 @@ import time
 import uvicorn
 
 from facegate.api.app import create_app
+from facegate.api.server import uvicorn_config
 from facegate.config import Settings
 
 
@@ -26,13 +27,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(settings: Settings):
-    """Serve ``settings`` until the block ends; yields the app (its ``state`` holds the service)."""
+    """Serve ``settings`` until the block ends, configured as ``facegate serve`` configures uvicorn
+    (``facegate.api.server``); yields the app (its ``state`` holds the service)."""
     app = create_app(settings, warm=False)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=settings.server.host, port=settings.server.port, log_level="warning", ws_max_size=8 * 1024 * 1024
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

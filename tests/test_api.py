@@ -123,12 +123,13 @@ def test_zip_enrolment_reports_every_file_and_refuses_hostile_entries(client):
         {
             "team/George Bush/1.jpg": bush[0].read_bytes(),
             "team/George Bush/2.jpg": bush[1].read_bytes(),
-            "team/Hugo.jpg": photos("Hugo_Chavez")[0].read_bytes(),
+            "team/Hugo Chavez/1.jpg": photos("Hugo_Chavez")[0].read_bytes(),
+            "team/Hugo.jpg": photos("Hugo_Chavez")[1].read_bytes(),  # a file name names nobody
             "team/../../etc/evil.jpg": bush[2].read_bytes(),
             "/abs/evil.jpg": bush[2].read_bytes(),
             "team/link.jpg": b"/etc/passwd",
             "team/notes.txt": b"hello",
-            "team/empty.jpg": NO_FACE.read_bytes(),
+            "team/George Bush/empty.jpg": NO_FACE.read_bytes(),
         },
         links=("team/link.jpg",),
     )
@@ -141,9 +142,10 @@ def test_zip_enrolment_reports_every_file_and_refuses_hostile_entries(client):
     assert codes["/abs/evil.jpg"] == "zip_unsafe_entry"
     assert codes["team/link.jpg"] == "zip_unsafe_entry"
     assert codes["team/notes.txt"] == "not_an_image"
-    assert codes["team/empty.jpg"] == "no_face"
+    assert codes["team/George Bush/empty.jpg"] == "no_face"
+    assert codes["team/Hugo.jpg"] == "no_person_folder"
     names = {p["name"] for p in client.get("/v1/people").json()["items"]}
-    assert {"George Bush", "Hugo"} <= names
+    assert {"George Bush", "Hugo Chavez"} <= names and "Hugo" not in names and "team" not in names
     for person in client.get("/v1/people").json()["items"]:
         client.delete(f"/v1/people/{person['id']}")
 
@@ -193,7 +195,7 @@ def test_bad_input_gets_a_problem_and_changes_nothing(client, tmp_path):
     for upload, status, code in cases:
         assert_problem(client.post("/v1/recognize", files={"image": upload}), status, code)
         added = client.post(f"/v1/people/{person}/faces", files={"images": upload})
-        assert added.status_code == 422 and added.json()["code"] == "no_face"  # every file skipped
+        assert_problem(added, status, code)  # every file skipped: their shared error, not "no_face"
     assert_problem(
         client.post("/v1/recognize", content=b"hello", headers={"content-type": "text/plain"}),
         415,

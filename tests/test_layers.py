@@ -18,7 +18,17 @@ ALLOWED: dict[str, set[str]] = {
     "service": {"core", "config", "vision", "gallery", "store"},
     # adapters: the service tier, the settings, and the types of lower layers they render
     "api": {"core", "config", "service", "web", "vision.types", "vision.errors", "gallery.decision", "store.records"},
-    "cli": {"core", "config", "service", "api.app", "vision.types", "vision.draw", "gallery.decision", "store.records"},
+    "cli": {
+        "core",
+        "config",
+        "service",
+        "api.app",
+        "api.server",
+        "vision.types",
+        "vision.draw",
+        "gallery.decision",
+        "store.records",
+    },
     "web": set(),
     "__main__": {"cli"},
 }

@@ -87,11 +87,25 @@ class ServerSettings:
     auth: str = "auto"
     cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are named
     log_level: str = "info"
+    # Slow or hostile clients (api/server.py). A request line and headers over max_header_bytes
+    # are answered 431; a head not complete header_timeout s after the connection (or its first
+    # byte, on a kept-alive connection) is answered 408, and so is a body that makes no progress
+    # for body_timeout s while the server waits for it. Real clients send a head of a few hundred
+    # bytes in one packet; 64 KiB leaves room for big cookies and keys.
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0  # an idle kept-alive connection is closed after this (uvicorn's default)
+    max_connections: int = 1000  # open HTTP and WebSocket connections; beyond, new ones get 503
 
     def __post_init__(self) -> None:
         _one_of("auth", self.auth, AUTH_MODES)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is outside 0-65535")
+        _at_least("max_header_bytes", self.max_header_bytes, 1024)
+        _at_least("max_connections", self.max_connections, 1)
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            _at_least(name, getattr(self, name), 0.1)
 
     @property
     def auth_required(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -23,33 +24,83 @@ from facegate.web import mount_ui
 log = logging.getLogger("facegate.api")
 
 
-class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes: by Content-Length up front, else while reading."""
+ZIP_FRAMING = 64 * 1024  # room for the multipart framing around an archive of max_zip_bytes
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+
+class BodyLimit:
+    """Refuses request bodies over a limit with 413 ``request_too_large``: by Content-Length up front, else
+    (``Transfer-Encoding: chunked``) as soon as the bytes read pass it. ``per_path`` gives some paths their
+    own limit (the ZIP upload); every other path has ``limit``.
+
+    The refusal is sent from here, not raised through the app, so it is a 413 whatever reads the body
+    (a route, FastAPI's body parsing, a middleware's task group); the app's own answer is dropped.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, per_path: Mapping[str, int] | None = None) -> None:
+        self.app, self.limit, self.per_path = app, limit, dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.per_path.get(scope["path"], self.limit)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             response = problems.problem(
-                413, "request_too_large", f"the body is {int(declared)} bytes; the limit is {self.limit}"
+                413, "request_too_large", f"the body is {int(declared)} bytes; the limit is {limit}", scope["path"]
             )
             return await response(scope, receive, send)
-        seen = 0
+        seen, started, refused = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise ApiError(f"the body is over the limit of {self.limit} bytes", code="request_too_large")
+                if seen > limit:
+                    detail = f"the body is over the limit of {limit} bytes"
+                    if not started:
+                        refused = True
+                        await problems.problem(413, "request_too_large", detail, scope["path"])(scope, receive, send)
+                    raise ApiError(detail, code="request_too_large")
             return message
 
-        return await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is the answer
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
+
+
+class Timing:
+    """Observes each HTTP request's latency by method, route and status (a plain ASGI middleware, so errors
+    raised while a route reads its body reach the exception handlers unwrapped)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, status).observe(time.perf_counter() - started)
 
 
 def _first_admin_key(runtime: Runtime) -> None:
@@ -96,23 +147,17 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         redoc_url=None,
     )
     problems.install(app)
-
-    @app.middleware("http")
-    async def _timing(request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.requests.labels(request.method, getattr(route, "path", "unmatched"), response.status_code).observe(
-            time.perf_counter() - started
-        )
-        return response
-
+    problems.document_problems(app)
     for router in (routes_system.router, routes_system.keys, routes_people.router, routes_recognition.router):
         app.include_router(router)
     app.include_router(stream.router)
     mount_docs(app)
     mount_ui(app)
-    app.add_middleware(BodyLimit, limit=settings.limits.max_request_bytes)
+    limits = settings.limits
+    app.add_middleware(
+        BodyLimit, limit=limits.max_request_bytes, per_path={"/v1/enroll/zip": limits.max_zip_bytes + ZIP_FRAMING}
+    )
+    app.add_middleware(Timing, metrics=metrics)  # outside BodyLimit: observes the status the client got
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

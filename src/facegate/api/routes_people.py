@@ -130,7 +130,7 @@ async def add_faces(request: Request, person_id: str, collection: Collection = D
     uploads = await read_images(request, ("images",), runtime.settings.limits, max_files=MAX_ENROL_FILES)
     found = await runtime.scheduler.run(runtime.enrolment.faces, uploads["images"])
     enrolled = await run_in_threadpool(runtime.enrolment.add_faces, person_id, found, collection)
-    return FacesAdded(person=PersonOut.of(enrolled.person), added=enrolled.added, files=file_reports(found))
+    return FacesAdded(person=PersonOut.of(enrolled.person), added=enrolled.added, files=file_reports(enrolled.files))
 
 
 @router.get("/people/{person_id}/faces", response_model=list[TemplateOut], tags=["faces"])

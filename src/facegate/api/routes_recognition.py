@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from facegate.api.auth import require
 from facegate.api.deps import Collection, runtime_of
-from facegate.api.schemas import DetectOut, FaceOut, FileReport, RecognizeOut, VerifyOut, ZipReport, file_reports
-from facegate.api.uploads import image_body, one_image, read_images, read_zip
+from facegate.api.schemas import DetectOut, FaceOut, FileReport, RecognizeOut, VerifyOut, ZipReport
+from facegate.api.uploads import image_body, one_image, read_images, read_zip, zip_body, zip_upload
+from facegate.service.enrolment import BatchImage, BatchReport
 from facegate.service.pipeline import FrameOptions
 from facegate.store.records import DEFAULT_COLLECTION
 
@@ -98,36 +98,35 @@ async def verify(
     response_model=ZipReport,
     tags=["people"],
     dependencies=[Depends(require("admin"))],
-    openapi_extra=image_body(fields=("archive",), many=False),
+    openapi_extra=zip_body(),
 )
 async def enroll_zip(request: Request, collection: Collection = DEFAULT_COLLECTION) -> ZipReport:
-    """Enrol everyone in a ZIP: a folder name (``Ada/1.jpg``) or a file name (``Ada.jpg``) names the person.
+    """Enrol everyone in a ZIP: each folder of photos is a person, named by the folder (``staff/Ada/1.jpg``: Ada).
 
-    Returns a report line per file. Hostile entries (absolute paths, ``..``, links) are
-    refused; archives over the size, entry-count or compression-ratio limits are refused whole.
+    Returns a report line per file: ``added``, or ``skipped`` with a code. The archive is spooled
+    to a temporary file and read entry by entry; each person is written in one transaction, and a
+    photo the person has already is skipped (``already_enrolled``), so sending it again adds
+    nothing. Archives over the size, entry-count or compression-ratio limits, whose entries
+    overlap or hold more than they declare, are refused whole before anything is written.
     """
     runtime = runtime_of(request)
     limits = runtime.settings.limits
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in ("application/zip", "application/x-zip-compressed"):
-        data = await request.body()
-    else:
-        zip_sized = replace(limits, max_image_bytes=limits.max_zip_bytes)  # the upload is the archive
-        data = one_image(await read_images(request, ("archive",), zip_sized), "archive")
     await run_in_threadpool(runtime.people.get_collection, collection)
-    entries = await run_in_threadpool(read_zip, data, limits)
-    reports: list[FileReport] = [
-        FileReport(source=e.path, status="skipped", code=e.code, detail=e.detail) for e in entries if e.data is None
-    ]
-    readable = [e for e in entries if e.data is not None]
-    found = await runtime.scheduler.run(runtime.enrolment.faces, [(e.path, e.data) for e in readable])
-    groups: dict[str, list] = {}
-    for entry, face in zip(readable, found, strict=True):
-        groups.setdefault(entry.person, []).append(face)
-    report = await run_in_threadpool(runtime.enrolment.enrol_groups, groups, collection)
+    async with zip_upload(request, limits) as archive:
+
+        def enrol() -> BatchReport:  # one turn of the scheduler, off the event loop
+            entries = read_zip(archive, limits)
+            return runtime.enrolment.enrol_batch(
+                (BatchImage(e.path, e.person, e.data, e.error) for e in entries), collection
+            )
+
+        report = await runtime.scheduler.run(enrol)
     return ZipReport(
         people_created=report.people_created,
         people_updated=report.people_updated,
         templates_added=report.templates_added,
-        files=reports + file_reports(found),
+        files=[
+            FileReport(source=f.source, status=f.status, code=f.code, detail=f.detail, quality=f.quality)
+            for f in report.files
+        ],
     )

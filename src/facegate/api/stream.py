@@ -6,13 +6,16 @@ Protocol (text messages are JSON):
 * each **binary** message is one encoded frame; frames are numbered 1, 2, 3... in the order
   they arrive, and every answer names its ``frame_id``;
 * a **text** message ``{"type": "options", "collection"?, "threshold"?, "top_k"?, "max_faces"?}``
-  changes the options of the frames that follow (answered by a new ``ready``);
+  changes the options of the frames that follow (answered by a new ``ready``; any other text
+  is answered by an error, ``invalid_message`` or ``json_too_deep``);
 * answers: ``{"type": "result", "frame_id", "width", "height", "faces", "processing_ms",
   "queue_ms", "dropped"}``, or ``{"type": "error", "frame_id"?, "code", "detail"}`` after which
   the stream goes on.
 
 Backpressure: at most one frame per client waits; a newer frame replaces it (``dropped``
 counts them), so results describe recent frames however slow the client or the server.
+Answers go out in frame order: when two workers run two frames of one stream and the
+newer finishes first, the older answer is dropped (and counted in ``dropped``) too.
 Authentication: ``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=`` (browsers cannot
 set headers on a WebSocket); refused connections are closed with code 4401 or 4403.
 """
@@ -29,7 +32,7 @@ from dataclasses import dataclass, replace
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from facegate.api.auth import check_key
-from facegate.api.problems import ApiError
+from facegate.api.problems import ApiError, parse_json
 from facegate.api.schemas import FaceOut
 from facegate.core.errors import FacegateError
 from facegate.service.pipeline import FrameOptions
@@ -114,6 +117,8 @@ async def stream(ws: WebSocket) -> None:
             "statuses": result.statuses,
         }
 
+    newest = 0  # the newest frame answered: results go out in frame order
+
     async def deliver(frame: Frame, result: dict | None, error: BaseException | None) -> None:
         if error is not None:
             code = error.code if isinstance(error, FacegateError) else "internal_error"
@@ -122,6 +127,12 @@ async def stream(ws: WebSocket) -> None:
                 log.error("stream frame failed", exc_info=error)
             post({"type": "error", "frame_id": frame.frame_id, "code": code, "detail": detail})
             return
+        nonlocal newest
+        if frame.frame_id < newest:  # two workers ran two of this stream's frames; a newer one answered first
+            slot.dropped += 1  # an older answer after a newer one is stale: dropped, so answers stay in order
+            metrics.frames_dropped.inc()
+            return
+        newest = frame.frame_id
         metrics.count_decisions("stream", result.pop("statuses"))
         result["dropped"] = slot.dropped
         post(result)
@@ -150,15 +161,14 @@ async def stream(ws: WebSocket) -> None:
                     continue
                 await scheduler.offer(slot, Frame(frame_id, data, time.monotonic(), options))
             else:
-                try:
-                    control = json.loads(message.get("text") or "")
+                try:  # json_too_deep or invalid_message; either way the stream goes on
+                    control = parse_json(message.get("text") or "", invalid_code="invalid_message")
                     if not isinstance(control, dict) or control.get("type") != "options":
                         raise ApiError('expected {"type": "options", ...}', code="invalid_message")
                     options = updated_options(options, control)
                     post(_ready(runtime, options))
-                except (ValueError, ApiError) as exc:
-                    code = exc.code if isinstance(exc, ApiError) else "invalid_message"
-                    post({"type": "error", "code": code, "detail": str(exc)})
+                except ApiError as exc:
+                    post({"type": "error", "code": exc.code, "detail": exc.message})
     except WebSocketDisconnect:
         pass
     finally:

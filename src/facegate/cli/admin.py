@@ -25,6 +25,7 @@ def serve(
     import uvicorn
 
     from facegate.api.app import create_app
+    from facegate.api.server import uvicorn_config
 
     with failures():
         effective = settings(
@@ -37,13 +38,7 @@ def serve(
         )
     server = effective.server
     typer.echo(f"facegate {server.host}:{server.port}: web UI at http://{server.host}:{server.port}/, docs at /docs")
-    uvicorn.run(
-        create_app(effective),
-        host=server.host,
-        port=server.port,
-        log_level=server.log_level,
-        ws_max_size=effective.stream.max_stream_frame_bytes + 1024,
-    )
+    uvicorn.Server(uvicorn_config(create_app(effective), effective)).run()
 
 
 @app.command("config")

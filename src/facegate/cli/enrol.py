@@ -35,7 +35,7 @@ def enroll(
         if all(e.face is None for e in found):
             fail("no usable face in any image; nothing enrolled", code=1)
         enrolled = rt.enrolment.enrol(name, found, collection)
-    skipped = sum(e.face is None for e in found)
+    skipped = sum(e.face is None for e in enrolled.files)  # no face, or an image this person already has
     typer.echo(f"enrolled {name}: {enrolled.added} template(s) added ({skipped} image(s) skipped)")
 
 

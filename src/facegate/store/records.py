@@ -13,12 +13,31 @@ DEFAULT_COLLECTION = "default"
 
 @dataclass(frozen=True)
 class NewTemplate:
-    """A template to store: a descriptor and, optionally, where it came from and its chip."""
+    """A template to store: a descriptor and, optionally, where it came from, its chip and its image's hash.
+
+    ``content_hash`` (SHA-256 hex of the image file) makes the write idempotent: a person
+    keeps one template per image and model, whoever sends it again.
+    """
 
     embedding: np.ndarray
     quality: float = 1.0
     source: str = ""
     chip_jpeg: bytes | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class TemplatesAdded:
+    """What one write of templates did: the person, whether it created them, and which templates it stored.
+
+    ``added`` and ``already`` are positions in the list written; ``already`` are images the
+    person had (same content hash and model), or repeats within the list, and were not stored.
+    """
+
+    person: Person
+    created: bool
+    added: tuple[int, ...]
+    already: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, update
@@ -27,6 +27,7 @@ from facegate.store.records import (
     PersonRecord,
     StoredChip,
     TemplateRecord,
+    TemplatesAdded,
 )
 from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
 
@@ -34,6 +35,8 @@ from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateR
 # an index older than half of it reloads the whole collection instead.
 CHANGE_LOG_KEEP = 100_000
 CHANGE_LOG_PRUNE_EVERY = 10_000
+# a write of templates that collides with a concurrent one (same new name, same image) is tried again this often
+WRITE_ATTEMPTS = 5
 
 
 # what the search index needs of a person and of a template
@@ -86,6 +89,10 @@ def _as_record(row: PersonRow, collection: str, template_count: int, thumbnail_i
         row.updated_at,
         thumbnail_id,
     )
+
+
+def _as_person(row: PersonRow) -> Person:
+    return Person(row.public_id, row.name, row.created_at, dict(row.meta or {}))
 
 
 def _encode(vector: np.ndarray, dim: int) -> bytes:
@@ -304,8 +311,7 @@ class Store:
                 )
                 session.add(person)
                 session.flush()
-                for t, blob in zip(templates, encoded, strict=True):
-                    session.add(self._template_row(person.id, t, blob, model_id, dim))
+                self._store_new(session, person, templates, encoded, model_id, dim)
                 self.bump_version(session, coll.id, [person.public_id])
                 return Person(person.public_id, person.name, person.created_at, dict(person.meta))
         except IntegrityError:
@@ -322,17 +328,108 @@ class Store:
             quality=float(t.quality),
             source=t.source[:500],
             chip_jpeg=t.chip_jpeg,
+            content_hash=t.content_hash,
         )
 
+    def _store_new(
+        self,
+        session: Session,
+        person: PersonRow,
+        templates: list[NewTemplate],
+        encoded: list[bytes],
+        model_id: str,
+        dim: int,
+    ) -> tuple[list[int], list[int]]:
+        """Add the templates whose image the person does not hold for this model; (added, already) positions."""
+        wanted = sorted({t.content_hash for t in templates if t.content_hash})
+        held: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            held.update(
+                session.scalars(
+                    select(TemplateRow.content_hash).where(
+                        TemplateRow.person_id == person.id,
+                        TemplateRow.model_id == model_id,
+                        TemplateRow.content_hash.in_(wanted[start : start + 500]),
+                    )
+                )
+            )
+        added, already = [], []
+        for i, (t, blob) in enumerate(zip(templates, encoded, strict=True)):
+            if t.content_hash is not None and t.content_hash in held:
+                already.append(i)
+                continue
+            if t.content_hash is not None:
+                held.add(t.content_hash)
+            session.add(self._template_row(person.id, t, blob, model_id, dim))
+            added.append(i)
+        return added, already
+
+    def _write_templates(self, write: Callable[[Session], TemplatesAdded], what: str) -> TemplatesAdded:
+        """Run a templates write in its own transaction; a collision with a concurrent writer (the unique
+        person name, or an image the person got meanwhile) rolls it back and runs it again."""
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                with self._sessions.begin() as session:
+                    result = write(session)
+            except IntegrityError:
+                continue  # the other writer has committed: the next attempt sees its rows
+            return result
+        raise StoreError(f"could not write {what}: concurrent writes kept colliding", code="write_conflict")
+
     def add_templates(self, person_id: str, templates: list[NewTemplate], *, model_id: str, dim: int = 128) -> int:
-        """Add templates to an existing person (all or nothing); returns how many."""
+        """Add templates to an existing person (all or nothing); returns how many were new (see ``add_to_person``)."""
+        return len(self.add_to_person(person_id, templates, model_id=model_id, dim=dim).added)
+
+    def add_to_person(
+        self, person_id: str, templates: list[NewTemplate], *, model_id: str, dim: int = 128
+    ) -> TemplatesAdded:
+        """Add templates to an existing person in one transaction, skipping images the person already holds."""
         encoded = [_encode(t.embedding, dim) for t in templates]
-        with self._sessions.begin() as session:
+
+        def write(session: Session) -> TemplatesAdded:
             person = self._person(session, person_id)
-            for t, blob in zip(templates, encoded, strict=True):
-                session.add(self._template_row(person.id, t, blob, model_id, dim))
-            self.bump_version(session, person.collection_id, [person.public_id])
-        return len(templates)
+            added, already = self._store_new(session, person, templates, encoded, model_id, dim)
+            if added:
+                self.bump_version(session, person.collection_id, [person.public_id])
+            return TemplatesAdded(_as_person(person), False, tuple(added), tuple(already))
+
+        return self._write_templates(write, f"person {person_id!r}")
+
+    def add_to_named(
+        self,
+        name: str,
+        templates: list[NewTemplate],
+        *,
+        model_id: str,
+        dim: int = 128,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> TemplatesAdded:
+        """Add templates to the person called ``name`` in a collection, created if new; one transaction.
+
+        Images the person already holds (same ``content_hash`` and model) are skipped. Writers
+        racing to create the same person merge: the one that loses the name adds to the winner.
+        """
+        name = name.strip()
+        if not name:
+            raise StoreError("a person needs a non-empty name", code="invalid_name")
+        if not templates:
+            raise StoreError("enrolment needs at least one face template", code="no_templates")
+        encoded = [_encode(t.embedding, dim) for t in templates]
+
+        def write(session: Session) -> TemplatesAdded:
+            coll = self.collection_row(session, collection)
+            person = session.scalar(select(PersonRow).where(PersonRow.collection_id == coll.id, PersonRow.name == name))
+            created = person is None
+            if person is None:
+                person = PersonRow(public_id=new_id("p"), collection_id=coll.id, name=name, meta={})
+                session.add(person)
+                session.flush()  # a concurrent creator of the same name makes this fail: then it is found
+            added, already = self._store_new(session, person, templates, encoded, model_id, dim)
+            if added:
+                self.bump_version(session, coll.id, [person.public_id])
+            return TemplatesAdded(_as_person(person), created, tuple(added), tuple(already))
+
+        return self._write_templates(write, repr(name))
 
     def rename(self, person_id: str, name: str) -> None:
         """Give a person a new display name, unique in their collection."""
@@ -371,7 +468,18 @@ class Store:
             self.bump_version(session, row.collection_id, [row.public_id])
 
     def move_templates(self, template_ids: list[str], to_person_id: str) -> int:
-        """Move templates to another person of the same collection (fixes a wrong enrolment)."""
+        """Move templates to another person of the same collection (fixes a wrong enrolment).
+
+        Refused (``already_enrolled``) when the target holds a moved template's image already.
+        """
+        try:
+            return self._move_templates(template_ids, to_person_id)
+        except IntegrityError:
+            raise StoreError(
+                "the target person holds the image of a template being moved already", code="already_enrolled"
+            ) from None
+
+    def _move_templates(self, template_ids: list[str], to_person_id: str) -> int:
         with self._sessions.begin() as session:
             target = self._person(session, to_person_id)
             rows = session.execute(
@@ -387,6 +495,7 @@ class Store:
                 raise StoreError("templates can only move within their collection", code="cross_collection")
             for template, _, _ in rows:
                 template.person_id = target.id
+            session.flush()
             self.bump_version(session, target.collection_id, [target.public_id, *(owner for _, _, owner in rows)])
         return len(rows)
 
@@ -536,6 +645,20 @@ class Store:
                 )
             )
 
+    def content_hashes(self, person_id: str, model_id: str) -> set[str]:
+        """The images (SHA-256 hex) a person's templates of one model were made from, where recorded."""
+        with self._sessions() as session:
+            person = self._person(session, person_id)
+            return set(
+                session.scalars(
+                    select(TemplateRow.content_hash).where(
+                        TemplateRow.person_id == person.id,
+                        TemplateRow.model_id == model_id,
+                        TemplateRow.content_hash.is_not(None),
+                    )
+                )
+            )
+
     def people(self, collection: str = DEFAULT_COLLECTION) -> list[tuple[Person, int]]:
         """Everyone in a collection with their number of templates, by name."""
         with self._sessions() as session:
@@ -615,8 +738,20 @@ class Store:
         encoded = {d.origin_id: _encode(d.embedding, dim) for d in derived}
         with self._sessions.begin() as session:
             origins = session.scalars(select(TemplateRow).where(TemplateRow.public_id.in_(list(encoded)))).all()
+            hashes = sorted({row.content_hash for row in origins if row.content_hash})
+            held = {  # (person, image) pairs that have a template of this model already
+                (person_id, content_hash)
+                for person_id, content_hash in session.execute(
+                    select(TemplateRow.person_id, TemplateRow.content_hash).where(
+                        TemplateRow.model_id == model_id, TemplateRow.content_hash.in_(hashes)
+                    )
+                )
+            }
             changed: dict[int, set[str]] = {}  # collection -> people given new templates
             for row in origins:
+                image = (row.person_id, row.content_hash)
+                content_hash = row.content_hash if row.content_hash and image not in held else None
+                held.add(image)
                 session.add(
                     TemplateRow(
                         public_id=new_id("t"),
@@ -628,6 +763,7 @@ class Store:
                         source=row.source,
                         chip_jpeg=row.chip_jpeg,
                         origin_id=row.public_id,
+                        content_hash=content_hash,
                     )
                 )
                 changed.setdefault(row.person.collection_id, set()).add(row.person.public_id)

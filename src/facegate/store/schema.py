@@ -86,6 +86,8 @@ class TemplateRow(Base):
         Index("ix_templates_person", "person_id"),
         Index("ix_templates_model", "model_id"),
         Index("ix_templates_origin", "origin_id"),
+        # a person holds one template per image (content hash) and model: re-sending a photo adds nothing
+        Index("ux_templates_person_image", "person_id", "content_hash", "model_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -99,6 +101,8 @@ class TemplateRow(Base):
     chip_jpeg: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # public id of the template this one was recomputed from (facegate reembed), if any
     origin_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # SHA-256 (hex) of the image file the template was made from; None for templates stored before 0006
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
 
     person: Mapped[PersonRow] = relationship(back_populates="templates")

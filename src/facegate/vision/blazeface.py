@@ -9,6 +9,12 @@ The model sees a 192x192 view, so two extra passes keep recall at the extremes:
 ``thorough`` mode adds overlapping tiles on large images (small faces in big photos),
 and an image with no face found is retried with a wide border (a face that fills the
 whole frame, e.g. a tight 150x150 crop, is outside what the model was trained on).
+
+Memory stays within a fixed multiple of the image: views and tiles are slices, each
+resize allocates less than its input (or the 192x192 view), the bordered retry frames a
+copy at most ``BORDER_WORKING_SIDE`` pixels long (framing the full image padded a 20000x1
+strip to 20000x40000 pixels, 2.4 GB), and thousands of candidates are merged without an
+N x N matrix (7,500 from a crowd in thorough mode took 3.5 GB).
 """
 
 from __future__ import annotations
@@ -18,19 +24,48 @@ import threading
 import cv2
 import numpy as np
 
-from facegate.vision.detection import to_detections, weighted_nms
+from facegate.vision.detection import iou_matrix, to_detections, weighted_nms
 from facegate.vision.models import blazeface_model_path, require_module
 from facegate.vision.types import Detection
 
 INPUT_SIZE = 192
 GRID = 48  # 192 / stride 4
 RAW_SCORE_LIMIT = 80.0
+# The bordered retry is seen at 192 px over twice the image's side, so a copy of 4x that
+# loses nothing the model could use, and its padded canvas stays under 1536x1536.
+BORDER_WORKING_SIDE = 4 * INPUT_SIZE
+# weighted_nms compares all pairs at once (~10 N x N float64 arrays, ~80 MB at 1024); the
+# tens of thousands of candidates thorough mode finds in a crowd are merged row by row.
+NMS_MATRIX_LIMIT = 1024
 
 
 def _anchors() -> np.ndarray:
     centers = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
     xs, ys = np.meshgrid(centers, centers)
     return np.stack([xs.ravel(), ys.ravel()], axis=1)  # (2304, 2) as (x, y)
+
+
+def _merge(
+    boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``weighted_nms`` (the same groups, the same result) in O(N) memory beyond ``NMS_MATRIX_LIMIT``."""
+    if len(scores) <= NMS_MATRIX_LIMIT:
+        return weighted_nms(boxes, scores, points, iou_threshold)
+    order = np.argsort(-scores)
+    boxes, scores, points = boxes[order], scores[order], points[order]
+    remaining = np.ones(len(scores), dtype=bool)
+    out_b, out_s, out_k = [], [], []
+    for i in range(len(scores)):
+        if not remaining[i]:
+            continue
+        group = remaining & (iou_matrix(boxes[i : i + 1], boxes)[0] >= iou_threshold)
+        group[i] = True
+        w = scores[group][:, None]
+        out_b.append((boxes[group] * w).sum(0) / w.sum())
+        out_s.append(scores[i])
+        out_k.append((points[group] * w[:, :, None]).sum(0) / w.sum())
+        remaining &= ~group
+    return np.array(out_b), np.array(out_s), np.array(out_k)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -143,12 +178,19 @@ class BlazeFaceDetector:
         else:
             scores = np.concatenate([p[1] for p in parts])
             points = np.concatenate([p[2] for p in parts])
-        boxes, scores, points = weighted_nms(boxes, scores, points, self.iou_threshold)
+        boxes, scores, points = _merge(boxes, scores, points, self.iou_threshold)
         return to_detections(boxes, scores, points, w, h)
 
     def _run_with_border(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detect in the image framed by grey of half its longest side, on a copy at most
+        ``BORDER_WORKING_SIDE`` long; boxes and keypoints in the original image's pixels."""
         h, w = image.shape[:2]
-        pad = max(h, w) // 2
+        if max(h, w) > BORDER_WORKING_SIDE:
+            scale = BORDER_WORKING_SIDE / max(h, w)
+            image = _resize(image, max(1, round(w * scale)), max(1, round(h * scale)))
+        sh, sw = image.shape[:2]
+        pad = max(sh, sw) // 2
         framed = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127))
         b, s, k = self._run(framed)
-        return b - pad, s, k - pad
+        factor = np.array([w / sw, h / sh], np.float32)
+        return (b - pad) * np.tile(factor, 2), s, (k - pad) * factor

@@ -3,13 +3,18 @@
 Models load lazily on first use and once per process (shared between engines with the
 same settings). Every stage is a small object behind a Protocol, so adding a model is
 adding a stage, not editing this file.
+
+After an image of ``TRIM_PIXELS`` or more, freed heap memory is handed back to the OS:
+glibc keeps it in its arenas otherwise (eight photos of 6-24 MP analysed on two threads
+left 380-430 MB of RSS behind for good; with the trim, ~20 MB).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,6 +31,7 @@ from facegate.vision.types import Box, Detection, Face
 
 DETECTORS = ("blazeface", "hog", "cnn")
 EMBEDDERS = ("onnx", "dlib")
+TRIM_PIXELS = 4_000_000  # ~12 MB of RGB; a trim takes ~1 ms after such an image, small frames skip it
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,24 @@ class ChipEmbedder(Protocol):
 
 
 _load_lock = threading.Lock()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None (musl, macOS, Windows)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, TypeError, AttributeError):
+        return None
+
+
+def release_memory(image: np.ndarray) -> None:
+    """Return freed heap memory to the OS after a large image (``TRIM_PIXELS``); no-op without glibc."""
+    if image.shape[0] * image.shape[1] < TRIM_PIXELS:
+        return
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @functools.cache
@@ -139,7 +163,10 @@ class FaceEngine:
     def detect(self, source: ImageSource, *, thorough: bool | None = None) -> list[Detection]:
         """Face detections only (no landmarks, no embedding), best score first."""
         image = self.load(source)
-        return self.detector.detect(image, thorough=self.config.thorough if thorough is None else thorough)
+        try:
+            return self.detector.detect(image, thorough=self.config.thorough if thorough is None else thorough)
+        finally:
+            release_memory(image)
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """Unit-length descriptors (N, 128) for aligned chips (N, 150, 150, 3)."""
@@ -189,9 +216,12 @@ class FaceEngine:
     ) -> list[Face]:
         """Every face in the image, largest first: box, score, landmarks, quality, embedding."""
         image = self.load(source)
-        detections = self.detector.detect(image, thorough=self.config.thorough if thorough is None else thorough)
-        detections = sorted(detections, key=lambda d: -d.box.area)[:max_faces]
-        return self.faces_from_boxes(image, detections, embed=embed, keep_chips=keep_chips)
+        try:
+            detections = self.detector.detect(image, thorough=self.config.thorough if thorough is None else thorough)
+            detections = sorted(detections, key=lambda d: -d.box.area)[:max_faces]
+            return self.faces_from_boxes(image, detections, embed=embed, keep_chips=keep_chips)
+        finally:
+            release_memory(image)
 
     def analyze_box(self, source: ImageSource, box: Box, *, keep_chips: bool = False) -> Face:
         """Analyse a face whose box is already known (e.g. a centre crop when detection failed)."""
