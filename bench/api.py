@@ -80,6 +80,8 @@ async def ws_client(url: str, frame: bytes, seconds: float, fps: float | None, l
                     now = time.perf_counter()
                     latencies.append((now - sent_at.pop(msg["frame_id"])) * 1000)
                     counts.append(now)
+                    for older in [f for f in sent_at if f < msg["frame_id"]]:  # answers come in frame order:
+                        del sent_at[older]  # an older frame not answered by now was dropped
                 else:
                     errors += 1
                 answered.set()
