@@ -214,9 +214,10 @@ def outcome(send: Callable[[], httpx.Response]) -> str:
     return f"{r.status_code}:{r.json().get('code', '')}" if problem else str(r.status_code)
 
 
-def post(path: str, content: bytes, media: str) -> Callable[[Server], str]:
+def post(path: str, content: bytes, media: str, **headers: str) -> Callable[[Server], str]:
+    sent = {"content-type": media, **{k.replace("_", "-"): v for k, v in headers.items()}}
     return lambda server: outcome(
-        lambda: httpx.post(f"{server.base}{path}", content=content, headers={"content-type": media}, timeout=120)
+        lambda: httpx.post(f"{server.base}{path}", content=content, headers=sent, timeout=120)
     )
 
 
@@ -326,6 +327,10 @@ def attacks() -> dict[str, Callable[[Server], str]]:
         "chunked_over_limit": chunked_over_limit(),
         "header_8mb": huge_header(),
         "slow_clients": slow_clients(),
+        "cross_site_write": post(
+            "/v1/people", b'{"name": "Mallory"}', "application/json", origin="http://evil.example"
+        ),
+        "dns_rebinding_host": post("/v1/people", b'{"name": "Mallory"}', "application/json", host="attacker.example"),
         "multipart_png_20000x1_faces": multipart("/v1/detect", "image", "x.png", png, "image/png"),
     }
 

@@ -146,7 +146,7 @@ def test_the_zip_route_takes_bodies_up_to_max_zip_bytes(client, server):
     )
     with connect(server) as sock:
         sock.sendall(
-            b"POST /v1/enroll/zip HTTP/1.1\r\nHost: t\r\nContent-Type: application/zip\r\nConnection: close\r\n"
+            b"POST /v1/enroll/zip HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/zip\r\nConnection: close\r\n"
             b"Content-Length: %d\r\n\r\n" % (limits.max_zip_bytes + 1024 * 1024)
         )
         status, body = status_and_body(answer_of(sock))
@@ -235,7 +235,8 @@ def test_a_slow_head_is_cut_off_while_other_clients_are_served(server):
 def test_a_stalled_body_is_cut_off_while_other_clients_are_served(server):
     with other_clients(server), connect(server) as stalled:
         stalled.sendall(
-            b"POST /v1/recognize HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\n"
+            b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+            b"Content-Length: 1000\r\n\r\n"
             b"0123456789"
         )
         data, _ = wait_closed(stalled)
@@ -244,7 +245,7 @@ def test_a_stalled_body_is_cut_off_while_other_clients_are_served(server):
         with connect(server) as trickle:  # a body trickling in below the timeout is not cut: progress counts
             json_body = b'{"image": 1234567890}'  # read whole, then refused: not a base64 string
             trickle.sendall(
-                b"POST /v1/recognize HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(json_body)
             )
             for i in range(len(json_body)):  # twice the timeout in all, a tenth of it between bytes

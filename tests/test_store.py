@@ -44,15 +44,15 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO collections (name, created_at) VALUES ('default', 0)"))
     upgrade(engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     assert Store(engine).version() == 0
     assert Store(engine).collections() == ["default"]
 
 
 def test_migrations_apply_and_are_idempotent(store):
-    assert current_revision(store.engine) == "0006"
+    assert current_revision(store.engine) == "0007"
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0006"
+    assert current_revision(store.engine) == "0007"
 
 
 def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):
@@ -282,12 +282,14 @@ def test_incremental_reload_equals_a_full_load(store, faces, engine, monkeypatch
         change()
         assert live.refresh()
         assert _content(live.gallery) == _content(build_gallery(load(model), model)), change
-    assert full_loads == []  # every reload above read only the people the log named
+    # every reload above read only the people the log named, but the erase: it is logged as a change to
+    # everyone, so the log never keeps an erased person's id (tests/test_privacy.py)
+    assert full_loads == [1]
     assert identify(live.gallery, faces["Tony_Blair"][3][None])[0].name == "Bob"
     # a change that touches everyone (an archive import) reloads the whole collection
     with store.transaction() as session:
         store.bump_version(session, store.collection_row(session, "default").id)
-    assert live.refresh() and full_loads == [1]
+    assert live.refresh() and full_loads == [1, 1]
     assert _content(live.gallery) == _content(build_gallery(load(model), model))
 
 

@@ -86,6 +86,9 @@ class ServerSettings:
     port: int = 8000
     auth: str = "auto"
     cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are named
+    # Host names served (DNS rebinding): on loopback only localhost, 127.0.0.1 and [::1]; beyond
+    # loopback these names (``*`` for any), or any name, with a warning, when none are named.
+    allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
     # Slow or hostile clients (api/server.py). A request line and headers over max_header_bytes
     # are answered 431; a head not complete header_timeout s after the connection (or its first

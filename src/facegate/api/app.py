@@ -17,6 +17,7 @@ from facegate.api import problems, routes_people, routes_recognition, routes_sys
 from facegate.api.docs import mount_docs
 from facegate.api.metrics import Metrics
 from facegate.api.problems import ApiError
+from facegate.api.security import BrowserGuard
 from facegate.config import Settings, load_settings
 from facegate.service.runtime import Runtime
 from facegate.web import mount_ui
@@ -165,4 +166,5 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(BrowserGuard, settings=settings)  # outermost: its headers go on every answer
     return app

@@ -43,6 +43,8 @@ STATUS_BY_CODE = {
     "unsupported_media_type": 415,
     "unauthorized": 401,
     "forbidden": 403,
+    "cross_site_request": 403,
+    "host_not_allowed": 421,
     "method_not_allowed": 405,
     "json_too_deep": 400,
     "headers_too_large": 431,

@@ -32,9 +32,9 @@ def readyz(request: Request) -> dict:
     return {"status": "ready"}
 
 
-@router.get("/v1/info", tags=["system"])
+@router.get("/v1/info", tags=["system"], dependencies=[Depends(require("recognize"))])
 def info(request: Request) -> dict:
-    """Version, models, match threshold and whether API keys are required."""
+    """Version, models, match threshold and whether API keys are required (a key is needed when they are)."""
     runtime = runtime_of(request)
     limits = runtime.settings.limits
     return {
@@ -51,9 +51,9 @@ def info(request: Request) -> dict:
     }
 
 
-@router.get("/metrics", tags=["system"], response_class=Response)
+@router.get("/metrics", tags=["system"], response_class=Response, dependencies=[Depends(require("recognize"))])
 def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format (a key is needed when keys are required)."""
     state = request.app.state
     state.metrics.queue_depth.set(state.runtime.scheduler.depth)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from facegate.gallery.decision import Decision, ScoredCandidate
 from facegate.service.enrolment import EnrolFace
 from facegate.service.pipeline import FrameResult
 from facegate.service.recognition import VerifyResult
-from facegate.store.records import ApiKey, PersonRecord, TemplateRecord
+from facegate.store.records import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    ApiKey,
+    PersonRecord,
+    TemplateRecord,
+    check_metadata,
+)
 from facegate.vision.types import Face
 
 NAME = Field(min_length=1, max_length=200)
@@ -29,16 +36,33 @@ class Strict(BaseModel):
 # ----------------------------------------------------------------- people
 
 
+METADATA_DESCRIPTION = (
+    f"any JSON object of finite numbers, at most {MAX_METADATA_BYTES} bytes as compact JSON and "
+    f"{MAX_METADATA_DEPTH} levels deep (else 422 invalid_metadata)"
+)
+
+
+def _checked_metadata(value: dict | None) -> dict | None:
+    """The store's own check, raised as its ``invalid_metadata`` error (422), not as a generic invalid body."""
+    return None if value is None else check_metadata(value)
+
+
 class PersonCreate(Strict):
     name: str = NAME
-    metadata: dict = Field(default_factory=dict)
-    external_ref: str | None = Field(default=None, max_length=500, description="e.g. an e-mail; stored only hashed")
+    metadata: dict = Field(default_factory=dict, description=METADATA_DESCRIPTION)
+    external_ref: str | None = Field(
+        default=None, max_length=500, description="e.g. an e-mail; stored only as a keyed hash"
+    )
+
+    _metadata = field_validator("metadata")(_checked_metadata)
 
 
 class PersonUpdate(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict | None = None
+    metadata: dict | None = Field(default=None, description=METADATA_DESCRIPTION)
     external_ref: str | None = Field(default=None, max_length=500, description='"" removes it')
+
+    _metadata = field_validator("metadata")(_checked_metadata)
 
 
 class PersonOut(BaseModel):

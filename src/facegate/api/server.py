@@ -27,6 +27,7 @@ import asyncio
 import http
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,29 @@ class GuardedHttp(HttpToolsProtocol):
         self.transport.close()
 
 
+SECRET_QUERY = re.compile(r"([?&](?:api_key|ref)=)[^&\s\"']*", re.IGNORECASE)
+
+
+class ScrubSecrets(logging.Filter):
+    """Masks the values of ``api_key`` and ``ref`` query parameters (an API key, a person's external
+    reference) in uvicorn's access and WebSocket log lines: ``?api_key=***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(SECRET_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = SECRET_QUERY.sub(r"\1***", record.msg)
+        return True
+
+
+def scrub_uvicorn_logs() -> None:
+    """Install :class:`ScrubSecrets` on uvicorn's loggers (once)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubSecrets) for f in logger.filters):
+            logger.addFilter(ScrubSecrets())
+
+
 def protocol_for(limits: ConnectionLimits) -> type[GuardedHttp]:
     """:class:`GuardedHttp` bound to ``limits`` (uvicorn makes one protocol object per connection)."""
     return type("GuardedHttp", (GuardedHttp,), {"limits": limits})
@@ -203,7 +227,7 @@ def protocol_for(limits: ConnectionLimits) -> type[GuardedHttp]:
 def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None) -> uvicorn.Config:
     """The uvicorn configuration of ``settings`` for ``app``: what ``facegate serve`` and the tests run."""
     server = settings.server
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
@@ -212,3 +236,5 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None
         timeout_keep_alive=server.keep_alive_timeout,  # type: ignore[arg-type]  # seconds; a float works
         ws_max_size=settings.stream.max_stream_frame_bytes + 1024,
     )
+    scrub_uvicorn_logs()  # after the Config, which (re)configures uvicorn's logging
+    return config

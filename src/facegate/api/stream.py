@@ -16,8 +16,14 @@ Backpressure: at most one frame per client waits; a newer frame replaces it (``d
 counts them), so results describe recent frames however slow the client or the server.
 Answers go out in frame order: when two workers run two frames of one stream and the
 newer finishes first, the older answer is dropped (and counted in ``dropped``) too.
-Authentication: ``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=`` (browsers cannot
-set headers on a WebSocket); refused connections are closed with code 4401 or 4403.
+Authentication: ``Authorization: Bearer`` or ``X-API-Key``, or, from a browser (which cannot set
+headers on a WebSocket), the subprotocols ``facegate`` and ``facegate.key.<key>``
+(``new WebSocket(url, ["facegate", "facegate.key." + key])``; the server answers with the
+subprotocol ``facegate``, never the key). ``?api_key=`` still works for older clients but puts
+the key in URLs (the access log scrubs it). Refused connections are closed with code 4401 or
+4403; a browser page of another origin is refused before the stream opens (``api/security.py``).
+The key is checked again every ``RECHECK_S``: once it is revoked the stream gets an error
+``key_revoked`` and is closed with code 4401.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import time
 from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
 
 from facegate.api.auth import check_key
 from facegate.api.problems import ApiError, parse_json
@@ -44,6 +51,8 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 OUTBOX_SIZE = 16  # answers waiting for a slow reader; beyond, the oldest are dropped
+RECHECK_S = 0.5  # how often an open stream checks that its key is still valid
+SUBPROTOCOL, KEY_PROTOCOL = "facegate", "facegate.key."
 
 
 def updated_options(options: FrameOptions, message: dict) -> FrameOptions:
@@ -79,7 +88,22 @@ def _secret(ws: WebSocket) -> str | None:
     auth = ws.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+    offered = [p[len(KEY_PROTOCOL) :] for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
+    return ws.headers.get("x-api-key") or (offered[0] if offered else None) or ws.query_params.get("api_key")
+
+
+async def _watch_key(ws: WebSocket, runtime: Runtime, secret: str) -> None:
+    """Close the stream (4401 ``key_revoked``) once its key no longer authenticates."""
+    while True:
+        await asyncio.sleep(RECHECK_S)
+        try:
+            if await run_in_threadpool(runtime.keys.authenticate, secret) is None:
+                break
+        except Exception:  # the database did not answer this time: check again at the next turn
+            log.warning("could not re-check a stream's API key", exc_info=True)
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "error", "code": "key_revoked", "detail": "the API key was revoked"})
+        await ws.close(code=4401, reason="key_revoked")
 
 
 @router.websocket("/v1/stream")
@@ -87,9 +111,10 @@ async def stream(ws: WebSocket) -> None:
     app = ws.app
     runtime, metrics = app.state.runtime, app.state.metrics
     scheduler = runtime.scheduler
-    await ws.accept()
+    await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None)
+    secret = _secret(ws)
     try:
-        await check_key(app, _secret(ws), "recognize")
+        key = await check_key(app, secret, "recognize")
     except ApiError as exc:
         await ws.send_json({"type": "error", "code": exc.code, "detail": exc.message})
         await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
@@ -144,6 +169,7 @@ async def stream(ws: WebSocket) -> None:
 
     slot = Slot(process=process, deliver=deliver)
     sending = asyncio.create_task(sender())
+    watching = asyncio.create_task(_watch_key(ws, runtime, secret)) if key is not None and secret else None
     metrics.streams.inc()
     frame_id = 0
     limit = runtime.settings.stream.max_stream_frame_bytes
@@ -174,9 +200,11 @@ async def stream(ws: WebSocket) -> None:
     finally:
         slot.closed = True
         metrics.streams.dec()
-        sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sending
+        for task in (sending, watching):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
 
 def _ready(runtime: Runtime, options: FrameOptions) -> dict:

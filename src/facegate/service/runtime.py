@@ -12,6 +12,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from facegate.config import Settings
 from facegate.gallery.decision import DecisionPolicy
@@ -25,6 +28,7 @@ from facegate.service.recognition import Recognition
 from facegate.service.scheduler import FairScheduler
 from facegate.store.db import current_revision, make_engine, upgrade
 from facegate.store.keys import KeyStore
+from facegate.store.refkeys import RefKeys
 from facegate.store.repository import Store
 from facegate.vision.engine import EngineConfig, FaceEngine
 from facegate.vision.image import ImageLimits
@@ -67,7 +71,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         """Open (and migrate) the database and set up the engines; no model is loaded yet."""
-        store = Store(make_engine(settings.database_url))
+        store = Store(make_engine(settings.database_url), RefKeys.open(ref_key_path(settings)))
         upgrade(store.engine)
         return cls(settings, store, FaceEngine(engine_config(settings)))
 
@@ -119,6 +123,20 @@ class Runtime:
 
     def close(self) -> None:
         self.store.engine.dispose()
+
+
+def ref_key_path(settings: Settings) -> Path:
+    """Where the install's reference key ring lives (``store.refkeys``): beside an SQLite file
+    (``facegate.db.refkey``, so the two are backed up and moved together), else in the data directory
+    (``facegate.refkey``; PostgreSQL: every server on one database needs a copy of the same file).
+
+    A setting ``store.ref_key_file`` (``FACEGATE_REF_KEY_FILE``) would override this.
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database).expanduser()
+        return database.with_name(f"{database.name}.refkey")
+    return settings.data_dir / "facegate.refkey"
 
 
 def engine_config(settings: Settings) -> EngineConfig:

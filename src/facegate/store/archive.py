@@ -1,7 +1,11 @@
 """Export a collection to a portable ZIP archive, and import one (merge or replace).
 
-The archive holds ``manifest.json`` (people, templates, models), ``embeddings.npy``
-(float32, one row per template in manifest order) and ``chips/<template id>.jpg``.
+The archive holds ``manifest.json`` (people, templates, models, and the reference keys its
+people's external-reference hashes were made with), ``embeddings.npy`` (float32, one row per
+template in manifest order) and ``chips/<template id>.jpg``. The keys make an archive as
+secret as the install's key file: on import they join the target's key ring, so imported
+references keep resolving (a hash cannot be recomputed under another key). Version 1
+archives (no keys) were hashed with the old constant key and import as such.
 Importing validates the whole archive before writing, then writes in one transaction:
 a corrupt or hostile archive raises ``ArchiveError`` and changes nothing.
 """
@@ -22,12 +26,15 @@ from sqlalchemy.orm import Session, contains_eager
 from facegate.core.errors import EmbeddingError
 from facegate.core.vectors import unit_embeddings
 from facegate.store.errors import StoreError
-from facegate.store.records import DEFAULT_COLLECTION
+from facegate.store.records import DEFAULT_COLLECTION, check_metadata
+from facegate.store.refkeys import decode_keys
 from facegate.store.repository import Store
-from facegate.store.schema import CollectionRow, PersonRow, TemplateRow
+from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
 
 FORMAT = "facegate-collection"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: people carry ref_key_id and the manifest the keys (ref_keys)
+READABLE_VERSIONS = (1, 2)
+_HASH = re.compile(r"^[0-9a-f]{64}$")
 MAX_ENTRY_BYTES = 512 * 1024 * 1024  # no single member may unpack to more than this
 _ID = re.compile(r"^[pt]_[A-Za-z0-9_-]{6,36}$")
 
@@ -56,6 +63,7 @@ def export_collection(
             .where(PersonRow.collection_id == coll)
             .order_by(TemplateRow.id)
         ).all()
+    ref_keys = store.ref_keys.export({p.ref_key_id for p in people if p.external_ref_hash and p.ref_key_id})
     dims = {t.dim for t in templates} or {128}
     if len(dims) > 1:
         raise StoreError("templates of different dimensions cannot share one archive", code="mixed_dimensions")
@@ -64,12 +72,14 @@ def export_collection(
         "version": FORMAT_VERSION,
         "collection": collection,
         "dim": dims.pop(),
+        "ref_keys": ref_keys,
         "people": [
             {
                 "id": p.public_id,
                 "name": p.name,
                 "metadata": p.meta,
                 "external_ref_hash": p.external_ref_hash,
+                "ref_key_id": p.ref_key_id if p.external_ref_hash else None,
                 "created_at": p.created_at,
             }
             for p in people
@@ -128,8 +138,19 @@ def _load(path: Path) -> tuple[dict, np.ndarray, dict[str, bytes]]:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ArchiveError(f"cannot read the archive: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or manifest.get("version") not in READABLE_VERSIONS
+    ):
         raise ArchiveError("not a facegate collection archive (or an unsupported version)")
+    ref_keys = manifest.setdefault("ref_keys", {})
+    if not isinstance(ref_keys, dict) or not all(isinstance(v, str) for v in ref_keys.values()):
+        raise ArchiveError("ref_keys must map key ids to base64 keys")
+    try:
+        manifest["ref_keys"] = decode_keys(ref_keys)
+    except StoreError as exc:
+        raise ArchiveError(exc.message) from None
     people, templates, dim = manifest.get("people"), manifest.get("templates"), manifest.get("dim")
     if not isinstance(people, list) or not isinstance(templates, list) or not isinstance(dim, int):
         raise ArchiveError("the manifest lacks people, templates or dim")
@@ -149,6 +170,15 @@ def _load(path: Path) -> tuple[dict, np.ndarray, dict[str, bytes]]:
             and p["name"].strip()
         ):
             raise ArchiveError(f"bad person entry: {str(p)[:100]}")
+        ref, kid = p.get("external_ref_hash"), p.get("ref_key_id")
+        if ref is not None and not (isinstance(ref, str) and _HASH.match(ref)):
+            raise ArchiveError(f"bad external_ref_hash of {p['id']}")
+        if kid is not None and kid not in manifest["ref_keys"]:
+            raise ArchiveError(f"person {p['id']}: reference key {str(kid)[:20]!r} is not in the archive")
+        try:
+            p["metadata"] = check_metadata(p.get("metadata") or {})
+        except StoreError as exc:
+            raise ArchiveError(f"person {p['id']}: {exc.message}", code="invalid_metadata") from None
         ids.add(p["id"])
     for t in templates:
         if not (
@@ -176,6 +206,7 @@ def import_archive(
     """
     manifest, matrix, chips = _load(path)
     dim = manifest["dim"]
+    store.ref_keys.add(manifest["ref_keys"])  # before writing: a reference is never stored without its key
     added_people = added_templates = 0
     with store.transaction() as session:
         coll = store.collection_row(session, collection)
@@ -183,6 +214,7 @@ def import_archive(
             person_ids = select(PersonRow.id).where(PersonRow.collection_id == coll.id)
             session.execute(delete(TemplateRow).where(TemplateRow.person_id.in_(person_ids)))
             session.execute(delete(PersonRow).where(PersonRow.collection_id == coll.id))
+            session.execute(delete(ChangeRow).where(ChangeRow.collection_id == coll.id))  # no erased ids kept
         rows: dict[str, int] = dict(
             session.execute(select(PersonRow.public_id, PersonRow.id).where(PersonRow.collection_id == coll.id)).all()
         )
@@ -204,8 +236,9 @@ def import_archive(
                 public_id=p["id"],
                 collection_id=coll.id,
                 name=p["name"].strip(),
-                meta=p.get("metadata") or {},
+                meta=p["metadata"],
                 external_ref_hash=p.get("external_ref_hash"),
+                ref_key_id=p.get("ref_key_id") if p.get("external_ref_hash") else None,
             )
             session.add(row)
             session.flush()
@@ -236,4 +269,6 @@ def import_archive(
             if progress:
                 progress(i + 1, total)
         store.bump_version(session, coll.id)
+    if replace:
+        store.scrub()
     return added_people, added_templates

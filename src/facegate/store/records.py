@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from facegate.core.person import Person
+from facegate.store.errors import StoreError
 
 DEFAULT_COLLECTION = "default"
+# a person's metadata: JSON of finite numbers, at most this long (UTF-8, compact) and this deeply nested
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8
+
+
+def check_metadata(metadata: object) -> dict:
+    """A person's metadata as stored: a JSON object of finite numbers, at most ``MAX_METADATA_BYTES``
+    serialised and ``MAX_METADATA_DEPTH`` levels of objects and arrays (the outer object is one);
+    otherwise ``StoreError(code='invalid_metadata')``. Returns a plain copy."""
+
+    def refuse(why: str) -> StoreError:
+        return StoreError(f"metadata {why}", code="invalid_metadata")
+
+    if not isinstance(metadata, dict):
+        raise refuse("must be a JSON object")
+    pending: list[tuple[object, int]] = [(metadata, 1)]
+    while pending:  # depth and finiteness first, without recursion
+        value, depth = pending.pop()
+        if isinstance(value, dict | list | tuple):
+            if depth > MAX_METADATA_DEPTH:
+                raise refuse(f"nests more than {MAX_METADATA_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(value, dict) and not isinstance(key, str):
+                    raise refuse("keys must be strings")
+                pending.append((item, depth + 1))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise refuse("must not hold NaN or infinity")
+        elif not (value is None or isinstance(value, str | int | float)):
+            raise refuse(f"holds a {type(value).__name__}, which is not JSON")
+    text = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise refuse(f"is {len(text.encode())} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+    return json.loads(text)
 
 
 @dataclass(frozen=True)

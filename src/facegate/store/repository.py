@@ -6,8 +6,6 @@ It returns its own records (``facegate.store.records``); the search index is bui
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -28,7 +26,9 @@ from facegate.store.records import (
     StoredChip,
     TemplateRecord,
     TemplatesAdded,
+    check_metadata,
 )
+from facegate.store.refkeys import RefKeys
 from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
 
 # The change log keeps this many versions per collection (pruned every PRUNE_EVERY writes);
@@ -103,10 +103,12 @@ def _encode(vector: np.ndarray, dim: int) -> bytes:
 class Store:
     """People and templates in a SQL database (SQLite or PostgreSQL), per collection."""
 
-    def __init__(self, engine: Engine, ref_key: bytes = b"facegate") -> None:
+    def __init__(self, engine: Engine, ref_keys: RefKeys | None = None) -> None:
+        """``ref_keys``: the install's reference keys (``RefKeys.open(file)``); without, a random key held
+        in memory only (tests, tools), so references written then do not resolve in another process."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._ref_key = ref_key
+        self.ref_keys = ref_keys or RefKeys.generate()
 
     # ----------------------------------------------------------------- helpers
 
@@ -115,9 +117,24 @@ class Store:
         return self._sessions.begin()
 
     def external_ref_hash(self, reference: str) -> str:
-        """The keyed hash stored in place of an external reference (e.g. an e-mail)."""
-        normalised = reference.strip().lower().encode()
-        return hmac.new(self._ref_key, normalised, hashlib.sha256).hexdigest()
+        """The keyed hash stored in place of an external reference (e.g. an e-mail), under the current key."""
+        return self.ref_keys.hash(reference)[1]
+
+    def _set_reference(self, person: PersonRow, reference: str | None) -> None:
+        """Store a reference's keyed hash and its key id on a person (None or blank clears it)."""
+        if reference and reference.strip():
+            person.ref_key_id, person.external_ref_hash = self.ref_keys.hash(reference)
+        else:
+            person.ref_key_id = person.external_ref_hash = None
+
+    def scrub(self) -> None:
+        """After an erase on SQLite: copy the WAL into the file and truncate it, so the erased rows' old pages
+        (secure_delete zeroes them in the file) do not stay readable in ``-wal``. Best effort: a reader still
+        inside an older snapshot makes SQLite stop short; the next erase (or checkpoint) finishes it."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def collection_row(self, session: Session, name: str) -> CollectionRow:
         """The named collection; ``default`` is created on first use, others must exist."""
@@ -255,6 +272,7 @@ class Store:
             session.execute(delete(PersonRow).where(PersonRow.collection_id == coll.id))
             session.execute(delete(ChangeRow).where(ChangeRow.collection_id == coll.id))
             session.delete(coll)
+        self.scrub()
         return int(count)
 
     # ----------------------------------------------------------------- people
@@ -298,17 +316,13 @@ class Store:
         name = name.strip()
         if not name:
             raise StoreError("a person needs a non-empty name", code="invalid_name")
+        metadata = check_metadata(metadata or {})
         encoded = [_encode(t.embedding, dim) for t in templates]  # validate before writing
         try:
             with self._sessions.begin() as session:
                 coll = self.collection_row(session, collection)
-                person = PersonRow(
-                    public_id=new_id("p"),
-                    collection_id=coll.id,
-                    name=name,
-                    meta=dict(metadata or {}),
-                    external_ref_hash=self.external_ref_hash(external_ref) if external_ref else None,
-                )
+                person = PersonRow(public_id=new_id("p"), collection_id=coll.id, name=name, meta=metadata)
+                self._set_reference(person, external_ref)
                 session.add(person)
                 session.flush()
                 self._store_new(session, person, templates, encoded, model_id, dim)
@@ -445,13 +459,24 @@ class Store:
             raise StoreError(f"a person named {name!r} exists already", code="duplicate_name") from None
 
     def delete_person(self, person_id: str) -> int:
-        """Erase a person with every template and chip; returns how many templates went."""
+        """Erase a person with every template and chip; returns how many templates went.
+
+        The change log keeps no trace of them: their entries go, and the erase is logged as a
+        change to everyone (indexes reload the collection), never under their id. On SQLite the
+        WAL is then checkpointed (see ``scrub``).
+        """
         with self._sessions.begin() as session:
             person = self._person(session, person_id)
             count = session.scalar(select(func.count()).where(TemplateRow.person_id == person.id)) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id == person.id))
+            session.execute(
+                delete(ChangeRow).where(
+                    ChangeRow.collection_id == person.collection_id, ChangeRow.person_id == person.public_id
+                )
+            )
             session.delete(person)
-            self.bump_version(session, person.collection_id, [person.public_id])
+            self.bump_version(session, person.collection_id)
+        self.scrub()
         return int(count)
 
     def remove_template(self, template_id: str) -> None:
@@ -466,6 +491,7 @@ class Store:
                 raise StoreError(f"no template with id {template_id!r}", code="template_not_found")
             session.execute(delete(TemplateRow).where(TemplateRow.id == row.id))
             self.bump_version(session, row.collection_id, [row.public_id])
+        self.scrub()  # its chip
 
     def move_templates(self, template_ids: list[str], to_person_id: str) -> int:
         """Move templates to another person of the same collection (fixes a wrong enrolment).
@@ -501,14 +527,19 @@ class Store:
 
     def find_by_external_ref(self, reference: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
         """The person enrolled with this external reference, looked up by its keyed hash."""
+        candidates = self.ref_keys.candidates(reference)  # the hash under each known key
         with self._sessions() as session:
-            row = session.scalar(
+            rows = session.scalars(
                 select(PersonRow)
                 .join(CollectionRow)
                 .where(
-                    CollectionRow.name == collection, PersonRow.external_ref_hash == self.external_ref_hash(reference)
+                    CollectionRow.name == collection,
+                    PersonRow.external_ref_hash.in_([h for _, h in candidates]),
                 )
-            )
+                .order_by(PersonRow.id)
+            ).all()
+            pairs = set(candidates)
+            row = next((r for r in rows if (r.ref_key_id, r.external_ref_hash) in pairs), None)
             return Person(row.public_id, row.name, row.created_at, dict(row.meta)) if row else None
 
     def find_by_name(self, name: str, collection: str = DEFAULT_COLLECTION) -> Person | None:
@@ -577,6 +608,8 @@ class Store:
         external_ref: str | None = None,
     ) -> PersonRecord:
         """Change a person's name, metadata (replaced whole) or external reference ("" clears it)."""
+        if metadata is not None:
+            metadata = check_metadata(metadata)
         try:
             with self._sessions.begin() as session:
                 person = self._person(session, person_id)
@@ -588,7 +621,7 @@ class Store:
                 if metadata is not None:
                     person.meta = dict(metadata)
                 if external_ref is not None:
-                    person.external_ref_hash = self.external_ref_hash(external_ref) if external_ref.strip() else None
+                    self._set_reference(person, external_ref)
                 session.flush()
                 self.bump_version(session, person.collection_id, [person.public_id])
                 return self._record(session, person)

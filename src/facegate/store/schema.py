@@ -70,6 +70,8 @@ class PersonRow(Base):
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict, nullable=False)
     # keyed hash (HMAC-SHA256) of an external reference such as an e-mail; never the clear value
     external_ref_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # id of the key of that hash (store.refkeys); None: the constant of installs before 0007
+    ref_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now, nullable=False)
 

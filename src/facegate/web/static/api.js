@@ -97,13 +97,17 @@ export async function showProtectedImage(img, path, bag) {
   img.src = bag.add(await response.blob());
 }
 
-/** The WebSocket URL of the stream, with the key as a query parameter (browsers cannot set headers). */
+/** The WebSocket URL of the stream (never with the key: URLs end up in logs). */
 export function streamUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const params = new URLSearchParams({ collection: collection.get() });
-  const key = apiKey.get();
-  if (key) params.set("api_key", key);
   return `${scheme}//${location.host}/v1/stream?${params}`;
+}
+
+/** The stream's subprotocols: browsers cannot set headers on a WebSocket, so the key travels as one. */
+export function streamProtocols() {
+  const key = apiKey.get();
+  return /^[\w-]+$/.test(key) ? ["facegate", `facegate.key.${key}`] : ["facegate"];
 }
 
 /** Files as a multipart form under one field name. */

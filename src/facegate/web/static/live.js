@@ -2,7 +2,7 @@
 // (the next frame is taken only when the previous answer arrives, so the video never waits
 // and latency stays bounded), and an overlay of every face's box, name and confidence.
 
-import { streamUrl } from "./api.js";
+import { streamProtocols, streamUrl } from "./api.js";
 import { CameraError, closeCamera, grabFrame, listCameras, mirrored, openCamera, videoStage } from "./camera.js";
 import { describeDecision, faceBox, h, percent } from "./dom.js";
 import { FaceTracker } from "./tracker.js";
@@ -90,7 +90,7 @@ export function render(root) {
 
   function connect() {
     if (closed) return;
-    socket = new WebSocket(streamUrl());
+    socket = new WebSocket(streamUrl(), streamProtocols());
     socket.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
     socket.addEventListener("close", (event) => {
       inFlight = null;
