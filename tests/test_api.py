@@ -380,3 +380,48 @@ def test_thread_settings_refuse_bad_values(raw):
         assert err.value.code == "bad_config"
     engine = load_settings(environ={}).engine
     assert engine.inference_threads == 2 and engine.model_threads == 1
+
+
+def test_keys_limited_to_collections(tmp_path, engine):
+    """A key limited to a collection reads and writes only there; a threshold of -1 cannot list other galleries."""
+    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{tmp_path / 'k.db'}", auth="required")
+    with running_server(settings) as app:
+        admin = {"Authorization": f"Bearer {app.state.runtime.keys.create('admin', ['admin']).secret}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{settings.server.port}", timeout=60) as c:
+            assert c.post("/v1/collections", json={"name": "office"}, headers=admin).status_code == 201
+            home = c.post("/v1/people", json={"name": "Tony"}, headers=admin).json()["id"]
+            c.post(f"/v1/people/{home}/faces", files=files(*photos("Tony_Blair")[:3]), headers=admin)
+            made = c.post(
+                "/v1/keys", json={"name": "office kiosk", "scopes": ["admin"], "collections": ["office"]}, headers=admin
+            ).json()
+            assert made["collections"] == ["office"]
+            kiosk = {"X-API-Key": made["secret"]}
+            probe = files(photos("Tony_Blair")[3], field="image")
+            assert c.post("/v1/recognize?collection=office&threshold=-1", files=probe, headers=kiosk).status_code == 200
+            for call in (
+                c.post("/v1/recognize?threshold=-1", files=probe, headers=kiosk),  # the default collection
+                c.get("/v1/people", headers=kiosk),
+                c.get(f"/v1/people/{home}", headers=kiosk),
+                c.post("/v1/collections", json={"name": "mine"}, headers=kiosk),
+                c.delete("/v1/collections/office", headers=kiosk),
+                c.get("/v1/keys", headers=kiosk),
+            ):
+                assert_problem(call, 403, "collection_forbidden")
+            assert c.post("/v1/people?collection=office", json={"name": "Ada"}, headers=kiosk).status_code == 201
+            assert [x["name"] for x in c.get("/v1/collections", headers=kiosk).json()] == ["office"]
+            assert [x["name"] for x in c.get("/v1/collections", headers=admin).json()] == ["default", "office"]
+
+        async def stream(collection: str, then: dict | None = None) -> list[str]:
+            url = f"ws://127.0.0.1:{settings.server.port}/v1/stream?collection={collection}"
+            async with websockets.connect(url, additional_headers=kiosk) as ws:
+                seen = [json.loads(await ws.recv()).get("code", "ready")]
+                if then is not None and seen == ["ready"]:
+                    await ws.send(json.dumps(then))
+                    seen.append(json.loads(await ws.recv()).get("code", "ready"))
+                return seen
+
+        assert asyncio.run(stream("default")) == ["collection_forbidden"]
+        assert asyncio.run(stream("office", {"type": "options", "collection": "default"})) == [
+            "ready",
+            "collection_forbidden",
+        ]

@@ -129,7 +129,7 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     url = f"sqlite:///{tmp_path / 'f.db'}"
     first = facegate("db", "upgrade", "--url", url)
     again = facegate("db", "upgrade", "--url", url)
-    assert "revision 0007" in first.stdout and "revision 0007" in again.stdout
+    assert "revision 0008" in first.stdout and "revision 0008" in again.stdout
 
 
 def test_chips_are_stored_unless_turned_off(db_url, tmp_path):

@@ -44,15 +44,15 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path):
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO collections (name, created_at) VALUES ('default', 0)"))
     upgrade(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     assert Store(engine).version() == 0
     assert Store(engine).collections() == ["default"]
 
 
 def test_migrations_apply_and_are_idempotent(store):
-    assert current_revision(store.engine) == "0007"
+    assert current_revision(store.engine) == "0008"
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0007"
+    assert current_revision(store.engine) == "0008"
 
 
 def test_enrolled_people_survive_a_restart_and_are_recognised(store, faces, engine):

@@ -13,7 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from facegate.api.problems import ApiError
-from facegate.store.records import ApiKey
+from facegate.store.records import DEFAULT_COLLECTION, ApiKey
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer fgk_...`")
 header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
@@ -34,8 +34,23 @@ async def check_key(request_app, secret: str | None, scope: str) -> ApiKey | Non
     return key
 
 
+def check_collection(key: ApiKey | None, collection: str) -> None:
+    """A key limited to some collections may use only those (403 ``collection_forbidden``)."""
+    if key is not None and not key.reaches(collection):
+        raise ApiError(
+            f"this API key may use the collections {', '.join(key.collections)} only", code="collection_forbidden"
+        )
+
+
+def _service_wide(request: Request) -> bool:
+    """Calls that act on the whole service: keys, and creating, renaming or deleting collections."""
+    path = request.url.path
+    return path.startswith("/v1/keys") or (path.startswith("/v1/collections") and request.method != "GET")
+
+
 def require(scope: str):
-    """A route dependency that lets the call through only with a key holding ``scope`` (or ``admin``)."""
+    """A route dependency that lets the call through only with a key holding ``scope`` (or ``admin``),
+    and, for a key limited to some collections, only on those (never on service-wide calls)."""
 
     async def dependency(
         request: Request,
@@ -43,6 +58,13 @@ def require(scope: str):
         api_key: Annotated[str | None, Depends(header_key)],
     ) -> ApiKey | None:
         secret = credentials.credentials if credentials else api_key
-        return await check_key(request.app, secret, scope)
+        key = await check_key(request.app, secret, scope)
+        if key is not None and key.collections:
+            if _service_wide(request):
+                raise ApiError("only a key for every collection may do this", code="collection_forbidden")
+            if request.url.path != "/v1/collections":  # the list itself is filtered to the key's collections
+                check_collection(key, request.query_params.get("collection", DEFAULT_COLLECTION))
+        request.state.api_key = key
+        return key
 
     return dependency

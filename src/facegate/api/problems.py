@@ -43,6 +43,7 @@ STATUS_BY_CODE = {
     "unsupported_media_type": 415,
     "unauthorized": 401,
     "forbidden": 403,
+    "collection_forbidden": 403,
     "cross_site_request": 403,
     "host_not_allowed": 421,
     "method_not_allowed": 405,

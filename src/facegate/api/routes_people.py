@@ -35,7 +35,8 @@ MAX_ENROL_FILES = 20
 
 @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
 def list_collections(request: Request) -> list[CollectionOut]:
-    return [CollectionOut(name=n) for n in runtime_of(request).people.collections()]
+    key = getattr(request.state, "api_key", None)
+    return [CollectionOut(name=n) for n in runtime_of(request).people.collections() if key is None or key.reaches(n)]
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201, tags=["collections"])

@@ -70,7 +70,7 @@ def list_keys(request: Request) -> list[KeyOut]:
 @keys.post("", response_model=KeyCreated, status_code=201)
 def create_key(request: Request, body: KeyCreate) -> KeyCreated:
     """A new key; its ``secret`` is shown in this answer only."""
-    created = runtime_of(request).keys.create(body.name, body.scopes)
+    created = runtime_of(request).keys.create(body.name, body.scopes, body.collections)
     return KeyCreated(**KeyOut.of(created.key).model_dump(), secret=created.secret)
 
 

@@ -303,12 +303,16 @@ class CollectionOut(BaseModel):
 class KeyCreate(Strict):
     name: str = NAME
     scopes: list[Literal["admin", "recognize"]] = Field(min_length=1, max_length=2)
+    collections: list[str] = Field(
+        default_factory=list, max_length=100, description="limit the key to these collections (empty: every one)"
+    )
 
 
 class KeyOut(BaseModel):
     id: str
     name: str
     scopes: list[str]
+    collections: list[str] = Field(description="the collections it may use (empty: every one)")
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
@@ -319,6 +323,7 @@ class KeyOut(BaseModel):
             id=key.id,
             name=key.name,
             scopes=list(key.scopes),
+            collections=list(key.collections),
             created_at=key.created_at,
             last_used_at=key.last_used_at,
             revoked_at=key.revoked_at,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from facegate.api.auth import check_key
+from facegate.api.auth import check_collection, check_key
 from facegate.api.problems import ApiError, parse_json
 from facegate.api.schemas import FaceOut
 from facegate.core.errors import FacegateError
@@ -113,13 +113,14 @@ async def stream(ws: WebSocket) -> None:
     scheduler = runtime.scheduler
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None)
     secret = _secret(ws)
+    options = FrameOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
     try:
         key = await check_key(app, secret, "recognize")
+        check_collection(key, options.collection)
     except ApiError as exc:
         await ws.send_json({"type": "error", "code": exc.code, "detail": exc.message})
         await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
         return
-    options = FrameOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
     outbox: asyncio.Queue = asyncio.Queue(OUTBOX_SIZE)
 
     def post(message: dict) -> None:
@@ -191,7 +192,9 @@ async def stream(ws: WebSocket) -> None:
                     control = parse_json(message.get("text") or "", invalid_code="invalid_message")
                     if not isinstance(control, dict) or control.get("type") != "options":
                         raise ApiError('expected {"type": "options", ...}', code="invalid_message")
-                    options = updated_options(options, control)
+                    changed = updated_options(options, control)
+                    check_collection(key, changed.collection)  # a limited key stays in its collections
+                    options = changed
                     post(_ready(runtime, options))
                 except ApiError as exc:
                     post({"type": "error", "code": exc.code, "detail": exc.message})

@@ -63,13 +63,17 @@ app.add_typer(keys_app, name="keys")
 def keys_create(
     name: Annotated[str, typer.Argument(help="What the key is for.")],
     scope: Annotated[list[str] | None, typer.Option("--scope", help="admin and/or recognize (repeatable).")] = None,
+    collection: Annotated[
+        list[str] | None, typer.Option("--collection", help="Limit the key to this collection (repeatable).")
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Create an API key; its secret is printed once."""
     with runtime(database_url=db) as rt:
-        created = rt.keys.create(name, scope or ["recognize"])
+        created = rt.keys.create(name, scope or ["recognize"], collection or ())
     key = created.key
-    typer.echo(f"{key.id}  {key.name}  scopes={','.join(key.scopes)}")
+    limited = f"  collections={','.join(key.collections)}" if key.collections else ""
+    typer.echo(f"{key.id}  {key.name}  scopes={','.join(key.scopes)}{limited}")
     typer.echo(created.secret)
 
 

@@ -22,8 +22,11 @@ class ApiKeys:
     def __init__(self, keys: KeyStore) -> None:
         self._keys = keys
 
-    def create(self, name: str, scopes: list[str] | tuple[str, ...]) -> NewKey:
-        return NewKey(*self._keys.create(name, scopes))
+    def create(
+        self, name: str, scopes: list[str] | tuple[str, ...], collections: list[str] | tuple[str, ...] = ()
+    ) -> NewKey:
+        """A new key; ``collections`` limits what it may read and change (empty: every collection)."""
+        return NewKey(*self._keys.create(name, scopes, collections))
 
     def list(self) -> list[ApiKey]:
         return self._keys.list()

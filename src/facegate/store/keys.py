@@ -29,7 +29,15 @@ def _hash(secret: str) -> str:
 
 
 def _key(row: ApiKeyRow) -> ApiKey:
-    return ApiKey(row.public_id, row.name, tuple(row.scopes.split()), row.created_at, row.last_used_at, row.revoked_at)
+    return ApiKey(
+        row.public_id,
+        row.name,
+        tuple(row.scopes.split()),
+        row.created_at,
+        row.last_used_at,
+        row.revoked_at,
+        tuple(row.collections or ()),
+    )
 
 
 class KeyStore:
@@ -38,8 +46,11 @@ class KeyStore:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def create(self, name: str, scopes: list[str] | tuple[str, ...]) -> tuple[ApiKey, str]:
-        """A new key and its secret; the secret is returned only here."""
+    def create(
+        self, name: str, scopes: list[str] | tuple[str, ...], collections: list[str] | tuple[str, ...] = ()
+    ) -> tuple[ApiKey, str]:
+        """A new key and its secret (returned only here); ``collections`` limits it (empty: every one)."""
+        limited = sorted({c.strip() for c in collections if c.strip()})
         name = name.strip()
         wanted = tuple(dict.fromkeys(s.strip() for s in scopes if s.strip()))
         if not name:
@@ -49,7 +60,13 @@ class KeyStore:
             raise StoreError(f"scopes must be among {SCOPES}; got {list(wanted)}", code="invalid_scope")
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         with self._store.transaction() as session:
-            row = ApiKeyRow(public_id=new_id("k"), name=name, secret_hash=_hash(secret), scopes=" ".join(wanted))
+            row = ApiKeyRow(
+                public_id=new_id("k"),
+                name=name,
+                secret_hash=_hash(secret),
+                scopes=" ".join(wanted),
+                collections=limited or None,
+            )
             session.add(row)
             session.flush()
             return _key(row), secret

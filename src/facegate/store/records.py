@@ -150,10 +150,15 @@ class ApiKey:
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    collections: tuple[str, ...] = ()  # the collections it may use; empty: every one
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def reaches(self, collection: str) -> bool:
+        """Whether this key may use ``collection``."""
+        return not self.collections or collection in self.collections
 
     def allows(self, scope: str) -> bool:
         """``admin`` may do everything; other scopes only their own calls."""

@@ -123,3 +123,4 @@ class ApiKeyRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    collections: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: every collection
