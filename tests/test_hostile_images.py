@@ -299,3 +299,17 @@ def test_server_answers_hostile_images_precisely_and_keeps_serving(server):
         assert bomb.status_code == 422 and bomb.json()["code"] == "image_too_complex", bomb.text
         honest = client.post("/v1/detect", files={"image": ("face.jpg", PHOTO.read_bytes(), "image/jpeg")})
         assert honest.status_code == 200 and len(honest.json()["faces"]) == 1
+
+
+def test_run_length_bmp_is_refused_and_plain_bmp_accepted():
+    """Pillow decodes RLE8 runs in Python (25 MB of one-pixel runs: 3 s of CPU); plain BMPs still decode."""
+    plain = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(plain, "BMP")
+    assert decode_image(plain.getvalue()).shape == (48, 64, 3)
+    palette = io.BytesIO()
+    Image.new("P", (64, 48)).save(palette, "BMP")
+    rle = bytearray(palette.getvalue())
+    rle[30:34] = (1).to_bytes(4, "little")  # BI_RLE8
+    with pytest.raises(ImageError) as err:
+        decode_image(bytes(rle))
+    assert err.value.code == "image_unsupported_type"
