@@ -87,6 +87,16 @@ def png_bomb_header() -> bytes:
     return bytes(data)
 
 
+def bmp_run_length(side: int = 4000) -> bytes:
+    """An 8-bit BMP flagged RLE8 whose data is one-pixel runs (Pillow decodes runs in Python)."""
+    buf = io.BytesIO()
+    Image.new("P", (side, side)).save(buf, "BMP")
+    data = bytearray(buf.getvalue())
+    offset = struct.unpack_from("<I", data, 10)[0]
+    data[30:34] = struct.pack("<I", 1)
+    return bytes(data[:offset]) + b"\x01\x07" * (side * side // 2)
+
+
 def zip_of(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", method) as z:
@@ -313,6 +323,7 @@ def attacks() -> dict[str, Callable[[Server], str]]:
         "jpeg_lying_header_recognize": post("/v1/recognize", lying, "image/jpeg"),
         "jpeg_progressive_scan_bomb": post("/v1/detect", bomb, "image/jpeg"),
         "png_bomb_header": post("/v1/recognize", png_bomb_header(), "image/png"),
+        "bmp_run_length": post("/v1/recognize", bmp_run_length(), "image/bmp"),
         "truncated_jpeg": post("/v1/recognize", PHOTO.read_bytes()[:4000], "image/jpeg"),
         "random_bytes": post("/v1/recognize", os.urandom(100_000), "image/jpeg"),
         "zip_1000_zero_mebibytes": post("/v1/enroll/zip", zip_many_zero_mebibytes(), zip_media),
