@@ -138,14 +138,44 @@ def test_guided_enrolment_from_the_webcam(playwright, server, api, tmp_path):
     assert person is not None and person["template_count"] >= 3
 
 
+# Records every state of the upload progress bar (value, max, text) in window.__progress.
+PROGRESS_LOG = """() => {
+  const log = (window.__progress = []);
+  new MutationObserver(() => {
+    const box = document.querySelector("[data-testid=upload-progress]");
+    const bar = box && box.querySelector("progress");
+    if (bar) log.push([bar.value, bar.max, box.textContent]);
+  }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+}"""
+
+
+def slow_uploads(page, bytes_per_second: int = 40_000) -> None:
+    """Throttle the page's uploads (Chromium's network emulation) so progress can be seen."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second},
+    )
+
+
 def test_enrolment_from_uploaded_photos(playwright, server, api):
     with browser_page(playwright, server) as page:
         page.goto("/#/enrol")
         page.locator("#photo-name").fill(UPLOADED)
         page.locator("#photo-files").set_input_files([str(p) for p in photos("George_W_Bush")[:3]])
+        slow_uploads(page)
+        page.evaluate(PROGRESS_LOG)
         page.locator("#photo-submit").click()
         page.locator("#photo-done").wait_for(timeout=60_000)
         assert page.locator("#photo-report li.added").count() == 3
+        # a progress bar counted the photos sent while they went up, then the result counts
+        log = page.evaluate("window.__progress")
+        assert any(0 < value < top for value, top, _ in log), log
+        progress = page.locator('#photo-report [data-testid="upload-progress"]')
+        assert progress.locator("progress").evaluate("p => p.value === p.max")
+        assert "3 of 3 photos sent" in progress.inner_text()
+        assert "3 added, 0 skipped" in page.locator("#photo-report").inner_text()
         screenshot(page, "enrol-photos")
     person = person_named(api, UPLOADED)
     assert person is not None and person["template_count"] == 3
@@ -267,6 +297,28 @@ def test_upload_labels_every_face_and_enrols_from_a_result(playwright, server, a
     assert person_named(api, GUIDED)["template_count"] == before + 1
 
 
+def test_an_unknown_face_is_added_to_nobody_by_default(playwright, server, api):
+    someone = api.post("/v1/people", json={"name": "Someone Listed"}).json()  # a person the list offers
+    with browser_page(playwright, server) as page:
+        page.goto("/#/upload")
+        page.locator("#upload-files").set_input_files(str(STRANGER))
+        face = page.locator('[data-testid="upload-result"] [data-testid="face"]').first
+        face.wait_for(timeout=60_000)
+        assert face.get_attribute("data-name") == "unknown"
+        item = page.locator('[data-testid="upload-result"] li[data-index="1"]')
+        choice = item.get_by_role("combobox")
+        add = item.get_by_role("button", name="Add to person")
+        choice.locator("option", has_text="Someone Listed").wait_for(state="attached")
+        assert choice.input_value() == ""  # no person chosen: a placeholder, not the first person
+        assert choice.locator("option:checked").inner_text() == "choose a person…"
+        assert add.is_disabled()
+        choice.select_option(label="Someone Listed")
+        assert add.is_enabled()
+        choice.select_option("")  # back to the placeholder: nobody to add to
+        assert add.is_disabled()
+    api.delete(f"/v1/people/{someone['id']}").raise_for_status()
+
+
 def test_rename_remove_template_and_delete_through_the_ui(playwright, server, api):
     person = person_named(api, UPLOADED)
     assert person is not None, "the photo enrolment test must pass first"
@@ -285,9 +337,20 @@ def test_rename_remove_template_and_delete_through_the_ui(playwright, server, ap
         assert api.get(f"/v1/people/{person['id']}").json()["name"] == "George Bush"
 
         page.locator('[data-testid="template"] button').first.click()
+        page.get_by_role("button", name="Cancel").click()  # a cancelled confirmation removes nothing
+        page.locator('[data-testid="template"] button').first.click()
+        page.keyboard.press("Escape")  # nor does one dismissed with Escape
+        page.wait_for_timeout(300)
+        assert page.locator('[data-testid="template"]').count() == 3
+        assert api.get(f"/v1/people/{person['id']}").json()["template_count"] == 3
+        page.locator('[data-testid="template"] button').first.click()
         page.locator("#confirm-yes").click()
         page.wait_for_function("document.querySelectorAll('[data-testid=template]').length === 2")
         assert api.get(f"/v1/people/{person['id']}").json()["template_count"] == 2
+        page.locator("#add-photos").set_input_files(str(photos("George_W_Bush")[3]))  # with progress
+        page.locator('[data-testid="upload-progress"]', has_text="1 of 1 photo sent").wait_for()
+        page.get_by_text("1 added, 0 skipped").wait_for(timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('[data-testid=template]').length === 3")
 
         page.locator("#delete-person").click()
         page.get_by_role("button", name="Cancel").click()  # a cancelled confirmation deletes nothing
@@ -325,8 +388,13 @@ def test_zip_upload_enrols_a_folder_per_person_and_people_search(playwright, ser
         zf.writestr("notes.txt", "not an image")
     with browser_page(playwright, server) as page:
         page.goto("/#/upload")
+        page.evaluate(PROGRESS_LOG)
         drop_files(page, "#dropzone", [archive])  # dragged and dropped, as a person would
         page.get_by_text("1 people created").wait_for(timeout=60_000)
+        progress = page.locator('[data-testid="upload-progress"]')
+        assert progress.locator("progress").evaluate("p => p.value === p.max")
+        assert "1 of 1 file sent" in progress.inner_text()
+        assert "2 added, 1 skipped" in page.locator('[data-testid="zip-result"]').inner_text()
         assert page.locator(".report li.added").count() == 2
         assert page.locator(".report li.skipped").count() == 1
         page.get_by_role("link", name="People").click()
@@ -467,3 +535,31 @@ def test_the_collection_picker_scopes_every_page(playwright, server, api):
         page.get_by_role("link", name="People").click()
         page.locator('[data-testid="person"][data-name="At Home"]').wait_for()
         assert page.locator('[data-testid="person"][data-name="Office Worker"]').count() == 0
+
+
+# The elements that reach beyond the right edge of the window (to say what overflows).
+TOO_WIDE = """() => [...document.querySelectorAll("body *")]
+  .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+  .map((el) => el.outerHTML.slice(0, 80))
+  .slice(0, 5)"""
+
+
+def test_no_page_overflows_sideways_on_a_phone(playwright, server, api):
+    someone = api.get("/v1/people", params={"limit": 1}).json()["items"]
+    routes = ["live", "enrol", "upload", "people", "help"] + [f"people/{p['id']}" for p in someone]
+    wide = "document.documentElement.scrollWidth <= window.innerWidth"
+    overflowing = []
+    with browser_page(playwright, server, viewport=(390, 844)) as page:
+        for route in routes:
+            page.goto(f"/#/{route}")
+            page.get_by_role("heading", level=1).first.wait_for()
+            page.wait_for_timeout(300)
+            if not page.evaluate(wide):
+                overflowing.append((route, page.evaluate(TOO_WIDE)))
+        assert overflowing == []
+        page.goto("/#/upload")  # with a recognised photo and its per-face actions
+        page.locator("#upload-files").set_input_files(str(GROUP))
+        page.locator('[data-testid="upload-result"] [data-testid="face"]').first.wait_for(timeout=60_000)
+        page.locator('[data-testid="upload-result"] li[data-index="1"] select').wait_for()
+        assert page.evaluate(wide), page.evaluate(TOO_WIDE)
+        screenshot(page, "upload-phone")

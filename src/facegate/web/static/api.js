@@ -72,6 +72,38 @@ export async function api(path, { method = "GET", json, form, body, signal } = {
   return response.json();
 }
 
+/**
+ * POST a multipart ``form`` like api(), calling ``onProgress(loaded, total)`` as its bytes go up.
+ * XMLHttpRequest, because fetch reports no upload progress. Resolves the JSON body (or null).
+ */
+export function apiUpload(path, form, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", inCollection(path));
+    for (const [name, value] of Object.entries(headers())) xhr.setRequestHeader(name, value);
+    xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded, e.total));
+    xhr.upload.addEventListener("load", (e) => e.lengthComputable && onProgress(e.total, e.total));
+    xhr.addEventListener("error", () => reject(new ApiProblem(0, "network", "the server cannot be reached")));
+    xhr.addEventListener("abort", () => reject(new DOMException("upload aborted", "AbortError")));
+    xhr.addEventListener("load", () => {
+      if (xhr.status === 401) listeners.forEach((fn) => fn());
+      let body = null;
+      try {
+        body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        /* not JSON */
+      }
+      if (xhr.status < 200 || xhr.status > 299) {
+        const problem = body || {};
+        reject(new ApiProblem(xhr.status, problem.code, problem.detail || xhr.statusText));
+      } else {
+        resolve(xhr.status === 204 ? null : body);
+      }
+    });
+    xhr.send(form);
+  });
+}
+
 /** Object URLs made for one view, released together when it is left or redrawn. */
 export class UrlBag {
   constructor() {

@@ -33,6 +33,52 @@ export function confirmAction(text, yesLabel = "Delete") {
   return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
 }
 
+const size = (bytes) => (bytes < 1e6 ? `${Math.max(1, Math.round(bytes / 1e3))} kB` : `${(bytes / 1e6).toFixed(1)} MB`);
+
+/**
+ * A progress bar for sending ``files`` in one upload: ``update(loaded, total)`` with the upload's
+ * bytes counts the files sent so far; ``done(text)`` fills the bar and says what happened.
+ */
+export function uploadProgress(files, noun = ["file", "files"]) {
+  const words = noun[files.length === 1 ? 0 : 1];
+  const bar = h("progress", { max: 1, value: 0, "aria-label": "Upload progress" });
+  const text = h("span", { "aria-live": "polite" }, `Sending ${files.length} ${words}…`);
+  const el = h("div", { class: "upload-progress", "data-testid": "upload-progress" }, bar, text);
+  const sizes = files.map((f) => f.size);
+  let total = sizes.reduce((a, b) => a + b, 0);
+  const describe = (loaded) => {
+    // a file counts as sent once the body has gone past its last byte (its multipart headers come first)
+    let end = 0;
+    let sent = 0;
+    for (const s of sizes) if ((end += s) <= loaded) sent += 1;
+    if (loaded >= total) sent = files.length;
+    return `${sent} of ${files.length} ${words} sent (${size(loaded)} of ${size(total)})`;
+  };
+  return {
+    el,
+    update(loaded, bytes) {
+      total = bytes;
+      bar.max = total;
+      bar.value = loaded;
+      text.textContent = describe(loaded) + (loaded >= total ? "; processing…" : "");
+    },
+    done(result) {
+      bar.max = total || 1;
+      bar.value = bar.max;
+      text.textContent = `${describe(total)}. ${result}`;
+    },
+    failed() {
+      text.textContent = "Upload failed";
+    },
+  };
+}
+
+/** "3 added, 1 skipped" for an enrolment's per-file report. */
+export function fileCounts(files) {
+  const added = (files || []).filter((f) => f.status === "added").length;
+  return `${added} added, ${(files || []).length - added} skipped`;
+}
+
 /** A face's decision as the overlay shows it: label, confidence (0-1) and colour class. */
 export function describeDecision(decision) {
   if (!decision || decision.status !== "match") {

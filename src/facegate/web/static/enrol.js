@@ -1,9 +1,9 @@
 // Enrol page: guided capture from the webcam (name -> camera -> auto-capture of good,
 // varied frames -> review -> save), or enrolment from uploaded photos.
 
-import { api, filesForm } from "./api.js";
+import { api, apiUpload, filesForm } from "./api.js";
 import { CameraError, closeCamera, grabFrame, openCamera, videoStage } from "./camera.js";
-import { h, placeBox, say } from "./dom.js";
+import { fileCounts, h, placeBox, say, uploadProgress } from "./dom.js";
 import { judge, SHOTS } from "./guidance.js";
 
 export function render(root) {
@@ -152,11 +152,14 @@ function review(area, name, kept, restart) {
   });
 }
 
-/** Create a person and add the largest face of each file; deletes the person again if no face was usable. */
-export async function createWithPhotos(name, files) {
+/**
+ * Create a person and add the largest face of each file; deletes the person again if no face was usable.
+ * ``onProgress(loaded, total)`` follows the upload of the photos.
+ */
+export async function createWithPhotos(name, files, onProgress) {
   const person = await api("/v1/people", { method: "POST", json: { name } });
   try {
-    const added = await api(`/v1/people/${person.id}/faces`, { method: "POST", form: filesForm("images", files) });
+    const added = await apiUpload(`/v1/people/${person.id}/faces`, filesForm("images", files), onProgress);
     return { ...added.person, report: added.files };
   } catch (err) {
     await api(`/v1/people/${person.id}`, { method: "DELETE" }).catch(() => {});
@@ -184,16 +187,21 @@ function photoForm() {
     event.preventDefault();
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
-    report.textContent = "Enrolling…";
+    const chosen = [...files.files];
+    const progress = uploadProgress(chosen, ["photo", "photos"]);
+    report.replaceChildren(progress.el);
     try {
-      const person = await createWithPhotos(name.value.trim(), [...files.files]);
+      const person = await createWithPhotos(name.value.trim(), chosen, progress.update);
+      progress.done(fileCounts(person.report));
       report.replaceChildren(
+        progress.el,
         h("p", { id: "photo-done" }, `${person.name} is enrolled with ${person.template_count} templates. `, h("a", { href: `#/people/${person.id}` }, "Open")),
         fileReport(person.report),
       );
       form.reset();
     } catch (err) {
-      report.replaceChildren(h("p", { class: "message", role: "alert" }, `Not enrolled: ${err.message}`));
+      progress.failed();
+      report.replaceChildren(progress.el, h("p", { class: "message", role: "alert" }, `Not enrolled: ${err.message}`));
     } finally {
       submit.disabled = false;
     }

@@ -1,8 +1,8 @@
 // People: a searchable list with thumbnails, and each person's page (rename, templates,
 // add photos, remove a template, delete with confirmation).
 
-import { api, filesForm, showProtectedImage, UrlBag } from "./api.js";
-import { confirmAction, h, say } from "./dom.js";
+import { api, apiUpload, filesForm, showProtectedImage, UrlBag } from "./api.js";
+import { confirmAction, fileCounts, h, say, uploadProgress } from "./dom.js";
 import { fileReport } from "./enrol.js";
 
 const PAGE = 24;
@@ -139,13 +139,17 @@ export function renderPerson(root, personId) {
   });
   photos.addEventListener("change", async () => {
     if (!photos.files.length) return;
-    report.textContent = "Adding…";
+    const chosen = [...photos.files];
+    const progress = uploadProgress(chosen, ["photo", "photos"]);
+    report.replaceChildren(progress.el);
     try {
-      const added = await api(`/v1/people/${personId}/faces`, { method: "POST", form: filesForm("images", [...photos.files]) });
-      report.replaceChildren(h("p", {}, `${added.added} added.`), fileReport(added.files));
+      const added = await apiUpload(`/v1/people/${personId}/faces`, filesForm("images", chosen), progress.update);
+      progress.done(fileCounts(added.files));
+      report.replaceChildren(progress.el, h("p", {}, `${added.added} added.`), fileReport(added.files));
       load();
     } catch (err) {
-      report.replaceChildren(h("p", { class: "message", role: "alert" }, err.message));
+      progress.failed();
+      report.replaceChildren(progress.el, h("p", { class: "message", role: "alert" }, err.message));
     }
     photos.value = "";
   });

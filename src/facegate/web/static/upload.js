@@ -1,8 +1,8 @@
 // Upload page: drop photos (or a ZIP); every face is drawn with its name and confidence, and
 // any face can be added to a person or start a new one. A ZIP enrols its folders as people.
 
-import { api, filesForm, UrlBag } from "./api.js";
-import { describeDecision, faceBox, h, percent, say } from "./dom.js";
+import { api, apiUpload, filesForm, UrlBag } from "./api.js";
+import { describeDecision, faceBox, fileCounts, h, percent, say, uploadProgress } from "./dom.js";
 import { createWithPhotos, fileReport } from "./enrol.js";
 
 const ZIP_TYPES = ["application/zip", "application/x-zip-compressed"];
@@ -101,12 +101,20 @@ function faceActions(img, face, d, number, people) {
     h("span", { class: "row" }, newName, newButton),
   );
   people.then((items) => {
-    const preferred = face.decision && face.decision.person_id;
-    select.replaceChildren(...items.map((p) => h("option", { value: p.id, selected: p.id === preferred }, p.name)));
-    select.disabled = addButton.disabled = items.length === 0;
+    // only a match preselects its person; otherwise nobody is chosen until the user picks one
+    const preferred = face.decision && face.decision.status === "match" ? face.decision.person_id : null;
+    const matched = items.some((p) => p.id === preferred);
+    select.replaceChildren(
+      h("option", { value: "", selected: !matched }, "choose a person…"),
+      ...items.map((p) => h("option", { value: p.id, selected: p.id === preferred }, p.name)),
+    );
+    select.disabled = items.length === 0;
+    addButton.disabled = !select.value;
   });
+  select.addEventListener("change", () => (addButton.disabled = !select.value));
   addButton.addEventListener("click", () =>
     act(item, async () => {
+      if (!select.value) throw new Error("choose a person first");
       const crop = await cropFace(img, face.box);
       const added = await api(`/v1/people/${select.value}/faces`, { method: "POST", form: filesForm("images", [crop]) });
       return `Added to ${added.person.name}`;
@@ -152,14 +160,17 @@ function cropFace(img, box) {
 }
 
 function zipResult(file) {
+  const progress = uploadProgress([file]);
   const body = h("p", { class: "muted" }, "Enrolling…");
-  const card = h("section", { class: "card result", "aria-label": file.name }, h("h2", {}, file.name), body);
+  const card = h("section", { class: "card result", "data-testid": "zip-result", "aria-label": file.name }, h("h2", {}, file.name), progress.el, body);
   (async () => {
     try {
-      const report = await api("/v1/enroll/zip", { method: "POST", form: filesForm("archive", [file]) });
+      const report = await apiUpload("/v1/enroll/zip", filesForm("archive", [file]), progress.update);
+      progress.done(`Files: ${fileCounts(report.files)}.`);
       body.textContent = `${report.people_created} people created, ${report.people_updated} updated, ${report.templates_added} templates added.`;
       card.append(fileReport(report.files));
     } catch (err) {
+      progress.failed();
       body.textContent = `Refused: ${err.message}`;
       body.className = "message";
       body.setAttribute("role", "alert");
