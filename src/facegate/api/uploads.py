@@ -28,8 +28,8 @@ from starlette.datastructures import UploadFile
 
 from facegate.api.problems import ApiError, parse_json
 from facegate.config import LimitSettings
+from facegate.service.enrolment import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MULTIPART = "multipart/form-data"
 IMAGE_FORMATS = {"image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"}
 
@@ -406,7 +406,7 @@ def _plan(file: BinaryIO, members: list[_Member], limits: LimitSettings) -> list
             entry.code, entry.detail = "invalid_name", f"a path over {MAX_PATH_BYTES} bytes"
         elif unsafe:
             entry.code, entry.detail = "zip_unsafe_entry", unsafe
-        elif not path.lower().endswith(IMAGE_SUFFIXES):
+        elif not path.lower().endswith(tuple(IMAGE_SUFFIXES)):
             entry.code, entry.detail = "not_an_image", "not a .jpg/.png/.webp/.bmp file"
         else:
             images[id(entry)] = parts[:-1]

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from facegate.core.errors import FacegateError
 from facegate.service.indexes import IndexRegistry
-from facegate.store.errors import StoreError
 from facegate.store.records import NewTemplate, PersonRecord, TemplatesAdded
 from facegate.store.repository import Store
 from facegate.vision.engine import FaceEngine
@@ -132,9 +131,8 @@ class _Tally:
         self.created = self.updated = self.added = 0
         self.files: list[FileOutcome] = []
 
-    def skip(self, image: BatchImage, error: FacegateError) -> int:
+    def skip(self, image: BatchImage, error: FacegateError) -> None:
         self.files.append(FileOutcome(image.source, image.person, "skipped", error.code, error.message))
-        return len(self.files) - 1
 
     def report(self) -> BatchReport:
         already = sum(f.code == ALREADY_ENROLLED for f in self.files)
@@ -168,7 +166,8 @@ class Enrolment:
     def face_of(self, source: str, data: ImageSource, digest: str | None = None) -> EnrolFace:
         """The one face of an image, or why there is none (``no_face``, ``multiple_faces``, an image error)."""
         try:
-            digest = digest or self._digest(data)
+            if digest is None:
+                data, digest = self._read(data)
             image = self.engine.load(data)
             found = sorted(self.engine.detect(image), key=lambda d: -d.box.area)
             if not found:
@@ -210,7 +209,7 @@ class Enrolment:
 
     def add_faces(self, person_id: str, found: list[EnrolFace], collection: str) -> Enrolled:
         """Add the faces to an existing person of a collection."""
-        self._person_in(person_id, collection)
+        self.store.get_person(person_id, collection)
         usable = self._usable(found)
         self.indexes.check_writable(collection)
         result = self.store.add_to_person(person_id, self.templates(usable), model_id=self.model_id)
@@ -235,7 +234,7 @@ class Enrolment:
         on their files and the batch goes on, so the report says exactly what was written.
         ``progress`` is called with the number of images done.
         """
-        self._collection_exists(collection)
+        self.store.require_collection(collection)
         self.indexes.check_writable(collection)
         tally, pending = _Tally(), _Pending()
         try:
@@ -262,7 +261,7 @@ class Enrolment:
         """
         if not directory.is_dir():
             raise FacegateError(f"{directory} is not a directory", code="not_a_directory")
-        self._collection_exists(collection)
+        self.store.require_collection(collection)
         people = {
             d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             for d in sorted(directory.iterdir())
@@ -275,19 +274,19 @@ class Enrolment:
 
     # ----------------------------------------------------------------- helpers
 
-    def _digest(self, data: ImageSource) -> str | None:
-        """SHA-256 (hex) of an image's bytes (a file's contents for a path; None for a decoded array)."""
-        if isinstance(data, bytes | bytearray | memoryview):
-            return hashlib.sha256(data).hexdigest()
+    def _read(self, data: ImageSource) -> tuple[ImageSource, str | None]:
+        """The image as bytes (a file is read once, here) and their SHA-256 (hex; None for a decoded array,
+        or a file the engine will refuse as too large without reading it)."""
         if isinstance(data, str | Path):
             try:
                 if Path(data).stat().st_size > self.engine.config.limits.max_bytes:
-                    return None  # the engine refuses it (image_too_large) without reading it
-                with open(data, "rb") as f:
-                    return hashlib.file_digest(f, "sha256").hexdigest()
+                    return data, None  # the engine refuses it (image_too_large) without reading it
+                data = Path(data).read_bytes()
             except OSError as exc:
                 raise FacegateError(f"cannot read {data}: {exc.strerror}", code="image_not_found") from None
-        return None
+        if isinstance(data, bytes | bytearray | memoryview):
+            return data, hashlib.sha256(data).hexdigest()
+        return data, None
 
     def _known(self, name: str, collection: str, by_source: bool) -> _Known:
         person = self.store.find_by_name(name.strip(), collection)
@@ -299,14 +298,14 @@ class Enrolment:
     def _take(self, image: BatchImage, pending: _Pending, tally: _Tally) -> None:
         """Analyse one image of the pending person (unless they have it already) and keep its template."""
         try:
-            digest = self._digest(image.data)
+            data, digest = self._read(image.data)
         except FacegateError as exc:
             tally.skip(image, exc)
             return
         if (digest and digest in pending.known.hashes) or image.source in pending.known.sources:
             tally.skip(image, FacegateError(f"{image.person} has this image already", code=ALREADY_ENROLLED))
             return
-        found = self.face_of(image.source, image.data, digest)
+        found = self.face_of(image.source, data, digest)
         if found.face is None:
             tally.skip(image, found.error)
             return
@@ -363,13 +362,3 @@ class Enrolment:
         already = FacegateError("the person has this image already", code=ALREADY_ENROLLED)
         files = [EnrolFace(e.source, None, already, e.digest) if id(e) in had else e for e in found]
         return Enrolled(self.store.get_person(result.person.id), result.created, len(result.added), files)
-
-    def _person_in(self, person_id: str, collection: str) -> PersonRecord:
-        record = self.store.get_person(person_id)
-        if record.collection != collection:
-            raise StoreError(f"no person with id {person_id!r} in collection {collection!r}", code="person_not_found")
-        return record
-
-    def _collection_exists(self, collection: str) -> None:
-        if collection not in self.store.collections():
-            raise StoreError(f"no collection named {collection!r}", code="collection_not_found")

@@ -148,8 +148,7 @@ class IndexRegistry:
         with self._lock:
             live = self._indexes.get(collection)
             if live is None:
-                if collection not in self.store.collections():
-                    raise StoreError(f"no collection named {collection!r}", code="collection_not_found")
+                self.store.require_collection(collection)
                 live = LiveIndex(self.store, self.model_id, collection, poll_interval=self.poll_interval)
                 self._indexes[collection] = live
         return live

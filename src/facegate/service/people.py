@@ -26,9 +26,7 @@ class People:
 
     def get_collection(self, name: str) -> str:
         """The collection's name; ``collection_not_found`` when there is none."""
-        if name not in self.store.collections():
-            raise StoreError(f"no collection named {name!r}", code="collection_not_found")
-        return name
+        return self.store.require_collection(name)
 
     def create_collection(self, name: str) -> str:
         self.store.create_collection(name)
@@ -59,10 +57,7 @@ class People:
 
     def get(self, person_id: str, collection: str) -> PersonRecord:
         """The person, who must belong to ``collection`` (``person_not_found`` otherwise)."""
-        record = self.store.get_person(person_id)
-        if record.collection != collection:
-            raise StoreError(f"no person with id {person_id!r} in collection {collection!r}", code="person_not_found")
-        return record
+        return self.store.get_person(person_id, collection)
 
     def by_name(self, name: str, collection: str) -> PersonRecord:
         person = self.store.find_by_name(name, collection)

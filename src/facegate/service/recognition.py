@@ -10,7 +10,6 @@ from facegate.core.errors import FacegateError
 from facegate.gallery.decision import DecisionPolicy, Verification
 from facegate.service.indexes import IndexRegistry
 from facegate.service.pipeline import FrameOptions, FrameProcessor, FrameResult
-from facegate.store.errors import StoreError
 from facegate.store.repository import Store
 from facegate.vision.engine import FaceEngine
 from facegate.vision.image import ImageSource
@@ -88,9 +87,7 @@ class Recognition:
         if image_b is not None:
             face_b = self.largest_face(image_b, labels[1])
             return VerifyResult(policy.verify(float(face_a.embedding @ face_b.embedding)))
-        record = self.store.get_person(person_id)
-        if record.collection != collection:
-            raise StoreError(f"no person with id {person_id!r} in collection {collection!r}", code="person_not_found")
+        self.store.get_person(person_id, collection)
         best = self.indexes.gallery(collection).best_similarity(person_id, face_a.embedding)
         if best is None:
             raise FacegateError("this person has no templates of the current model", code="no_templates")

@@ -569,10 +569,20 @@ class Store:
             best.setdefault(person_id, public_id)
         return best
 
-    def get_person(self, person_id: str) -> PersonRecord:
-        """One person by public id; ``StoreError(code='person_not_found')`` if there is none."""
+    def get_person(self, person_id: str, collection: str | None = None) -> PersonRecord:
+        """One person by public id, who must belong to ``collection`` when one is named (collections are
+        isolated); ``StoreError(code='person_not_found')`` otherwise."""
         with self._sessions() as session:
-            return self._record(session, self._person(session, person_id))
+            record = self._record(session, self._person(session, person_id))
+        if collection is not None and record.collection != collection:
+            raise StoreError(f"no person with id {person_id!r} in collection {collection!r}", code="person_not_found")
+        return record
+
+    def require_collection(self, name: str) -> str:
+        """The collection's name; ``StoreError(code='collection_not_found')`` when there is none."""
+        if name not in self.collections():
+            raise StoreError(f"no collection named {name!r}", code="collection_not_found")
+        return name
 
     def list_people(
         self, collection: str = DEFAULT_COLLECTION, *, offset: int = 0, limit: int = 50, name_contains: str = ""
