@@ -111,13 +111,23 @@ class ServerSettings:
             _at_least(name, getattr(self, name), 0.1)
 
     @property
+    def loopback(self) -> bool:
+        """Whether the server is bound to a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def auth_required(self) -> bool:
         """Whether every API call needs a key: always when bound beyond loopback, unless turned off."""
         if self.auth == "required":
             return True
         if self.auth == "off":
             return False
-        return not _is_loopback(self.host)
+        return not self.loopback
 
 
 @dataclass(frozen=True)
@@ -316,12 +326,3 @@ def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
 def _at_least(name: str, value: float, low: float) -> None:
     if value < low:
         raise ConfigError(f"{name} must be at least {low}; got {value}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

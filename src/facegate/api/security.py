@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -38,15 +37,6 @@ HEADERS = {
     b"cross-origin-resource-policy": b"same-origin",
     b"content-security-policy": API_CSP.encode(),
 }
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -74,7 +64,7 @@ class HostPolicy:
         named = {split_host(h)[0] for h in server.allowed_hosts}
         if "*" in named:
             return cls(None)
-        if _loopback(server.host):
+        if server.loopback:
             return cls(LOOPBACK_NAMES | named)
         if not named:
             return cls(None)
