@@ -35,12 +35,9 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 LOW_QUALITY = 0.3  # enrolment warns below this face quality score
 # A photo is ambiguous when a second face not cut by its edge has at least this share of the largest face's
-# area (its side half the largest's or more). Measured with the enrolment detector: refused are all 21 group
-# photos of tests/data and ../shared/data/faces (smallest share 0.66), 65 of 3,000 random LFW photos (250 px
-# crops of news photos: mostly two people side by side) and 3 of those sets' 262 single-identity photos (a
-# bystander, a false detection); passed are every photo of tests/data/lfw_subset10_krasserm and the 520
-# cropped variants of tests/test_import_resume.py. Counting faces cut by the edge would refuse 174 of the
-# 3,000 LFW photos and 6 of the 520 variants (bystanders the crop cuts in half).
+# area (its side half the largest's or more): a group photo is refused (tests/test_zip.py), while every photo
+# of tests/data/lfw_subset10_krasserm and the 520 cropped variants of tests/test_import_resume.py (whose crops
+# cut bystanders in half) pass. A wider survey over LFW was run once by hand and is not kept in the repository.
 MULTIPLE_FACES_AREA = 0.25
 ALREADY_ENROLLED = "already_enrolled"
 
