@@ -49,13 +49,18 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def playwright():
+def require_browser() -> None:
+    """Skip without Playwright or Chromium; in CI (``CI=true``) fail instead: the browser tests are required."""
     reason = _missing()
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the browser tests are required in CI: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

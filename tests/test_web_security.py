@@ -305,10 +305,9 @@ def other_origin():
 
 
 def test_a_page_of_another_origin_can_neither_write_nor_read_names(tmp_path, engine):
-    from test_web import BROWSER_ARGS, CHROMIUM, _missing
+    from test_web import BROWSER_ARGS, CHROMIUM, require_browser
 
-    if reason := _missing():
-        pytest.skip(reason)
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     engine.warmup()
@@ -350,10 +349,9 @@ STREAM_FROM_PAGE = """async () => {
 
 @pytest.mark.parametrize("auth", ["off", "required"])
 def test_the_ui_and_docs_work_on_their_own_origin_under_their_csp(tmp_path, engine, auth):
-    from test_web import BROWSER_ARGS, CHROMIUM, _missing
+    from test_web import BROWSER_ARGS, CHROMIUM, require_browser
 
-    if reason := _missing():
-        pytest.skip(reason)
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{tmp_path / 'o.db'}", auth=auth)
