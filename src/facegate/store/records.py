@@ -163,3 +163,69 @@ class ApiKey:
     def allows(self, scope: str) -> bool:
         """``admin`` may do everything; other scopes only their own calls."""
         return "admin" in self.scopes or scope in self.scopes
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A camera definition as shown to clients: ``url`` is redacted (no password)."""
+
+    id: str
+    name: str
+    url: str
+    collection: str
+    enabled: bool
+    fps: float  # frames processed per second at most
+    cooldown_s: float  # a recognised person becomes an event again after this long
+    min_face_px: int  # faces smaller than this (shorter side) are not recognised
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """What the process running a camera last reported (``state``: connecting, live, down, stopped)."""
+
+    camera_id: str
+    worker: str
+    state: str
+    error_code: str | None
+    error_detail: str | None
+    stats: dict
+    latest: dict
+    updated_at: float
+
+
+MAX_FPS = 30.0
+MAX_COOLDOWN_S = 24 * 3600.0
+MAX_URL_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class CameraFields:
+    """The settable fields of a camera (None: unchanged, in an update)."""
+
+    name: str | None = None
+    url: str | None = None
+    collection: str | None = None
+    enabled: bool | None = None
+    fps: float | None = None
+    cooldown_s: float | None = None
+    min_face_px: int | None = None
+
+    def check(self) -> None:
+        """``StoreError(code='invalid_camera')`` for a value out of range."""
+
+        def refuse(why: str) -> StoreError:
+            return StoreError(why, code="invalid_camera")
+
+        if self.name is not None and not 0 < len(self.name.strip()) <= 200:
+            raise refuse("a camera needs a name of 1 to 200 characters")
+        if self.url is not None and not 0 < len(self.url) <= MAX_URL_LENGTH:
+            raise refuse(f"a camera URL has 1 to {MAX_URL_LENGTH} characters")
+        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            raise refuse(f"fps must be in (0, {MAX_FPS:g}]")
+        cooldown = self.cooldown_s
+        if cooldown is not None and not (math.isfinite(cooldown) and 0 <= cooldown <= MAX_COOLDOWN_S):
+            raise refuse(f"cooldown_s must be in [0, {MAX_COOLDOWN_S:g}]")
+        if self.min_face_px is not None and not 0 <= self.min_face_px <= 4096:
+            raise refuse("min_face_px must be in [0, 4096]")

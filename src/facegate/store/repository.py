@@ -29,7 +29,7 @@ from facegate.store.records import (
     check_metadata,
 )
 from facegate.store.refkeys import RefKeys
-from facegate.store.schema import ChangeRow, CollectionRow, PersonRow, TemplateRow
+from facegate.store.schema import CameraRow, ChangeRow, CollectionRow, PersonRow, TemplateRow
 
 # The change log keeps this many versions per collection (pruned every PRUNE_EVERY writes);
 # an index older than half of it reloads the whole collection instead.
@@ -266,6 +266,13 @@ class Store:
             coll = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
             if coll is None:
                 raise StoreError(f"no collection named {name!r}", code="collection_not_found")
+            cameras = session.scalars(select(CameraRow.name).where(CameraRow.collection_id == coll.id)).all()
+            if cameras:
+                raise StoreError(
+                    f"cameras decide against collection {name!r}: {', '.join(sorted(cameras))}; "
+                    "move or remove them first",
+                    code="collection_in_use",
+                )
             people = select(PersonRow.id).where(PersonRow.collection_id == coll.id)
             count = session.scalar(select(func.count()).select_from(people.subquery())) or 0
             session.execute(delete(TemplateRow).where(TemplateRow.person_id.in_(people)))

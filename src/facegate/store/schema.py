@@ -11,6 +11,7 @@ import time
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -124,3 +125,43 @@ class ApiKeyRow(Base):
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     collections: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: every collection
+
+
+class CameraRow(Base):
+    """A camera that facegate runs by itself: where to read it, what to decide against, how often.
+
+    ``url`` may carry credentials: it is never returned by the store's records in clear
+    (``store.records.Camera.url`` is the redacted form; ``CameraStore.source_url`` reads it).
+    ``lease_owner``/``lease_until``: the worker process running it (``service.cameras``).
+    """
+
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    fps: Mapped[float] = mapped_column(Float, nullable=False)
+    cooldown_s: Mapped[float] = mapped_column(Float, nullable=False)
+    min_face_px: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now, nullable=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CameraStatusRow(Base):
+    """What the process running a camera last reported about it (written about once a second)."""
+
+    __tablename__ = "camera_status"
+
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(200), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    stats: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    latest: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
