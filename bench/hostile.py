@@ -321,6 +321,8 @@ def attacks() -> dict[str, Callable[[Server], str]]:
         "png_20000x1_stream": stream_frame(png),
         "jpeg_lying_header_detect": post("/v1/detect", lying, "image/jpeg"),
         "jpeg_lying_header_recognize": post("/v1/recognize", lying, "image/jpeg"),
+        # claims 250x375: under the scan-length bound of check_jpeg, refused by the strict decoder
+        "jpeg_lying_header_1_5x": post("/v1/recognize", jpeg_with_lying_header(250, 375), "image/jpeg"),
         "jpeg_progressive_scan_bomb": post("/v1/detect", bomb, "image/jpeg"),
         "png_bomb_header": post("/v1/recognize", png_bomb_header(), "image/png"),
         "bmp_run_length": post("/v1/recognize", bmp_run_length(), "image/bmp"),

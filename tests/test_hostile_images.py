@@ -26,7 +26,7 @@ from api_server import free_port, running_server
 from conftest import CHIPS, GROUP, LFW
 from facegate.config import Settings
 from facegate.vision.errors import ImageError
-from facegate.vision.image import decode_image
+from facegate.vision.image import check_jpeg, decode_image
 
 PHOTO = LFW / "Tony_Blair" / "Tony_Blair_0001.jpg"  # 250x250, baseline
 
@@ -107,6 +107,78 @@ def test_scan_data_cut_between_restart_markers_is_truncated():
     with pytest.raises(ImageError) as err:
         decode_image(data[:cut] + b"\xff\xd9")
     assert err.value.code == "image_truncated"
+
+
+def scan_data(data: bytes) -> tuple[int, int]:
+    """Where the first scan's entropy-coded data starts and ends (the next marker that is not RSTn)."""
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]
+    end = next(i for i in range(start, len(data) - 1) if data[i] == 0xFF and data[i + 1] not in (0, *range(0xD0, 0xD8)))
+    return start, end
+
+
+def real_progressive(photo=PHOTO) -> bytes:
+    """A real photo saved with libjpeg's progressive script: 10 scans, the last one refining luma AC."""
+    buf = io.BytesIO()
+    Image.open(photo).save(buf, "JPEG", quality=90, progressive=True)
+    return buf.getvalue()
+
+
+def truncated(data: bytes) -> str:
+    with pytest.raises(ImageError) as err:
+        decode_image(data)
+    return err.value.code
+
+
+@pytest.mark.parametrize("factor", [1.05, 1.5, 3, 8])
+def test_header_lying_below_the_scan_length_bound_is_truncated(factor):
+    """A lie the bits-per-block bound of check_jpeg lets through: libjpeg fills the rest with grey
+    and only warns ("premature end of data segment"); the strict decoder refuses it exactly."""
+    data = lying_jpeg(PHOTO.read_bytes(), 250, int(250 * factor))
+    check_jpeg(data)  # below the cheap bound: the decoder itself must notice
+    assert truncated(data) == "image_truncated"
+    assert truncated(data + b"trailing bytes after the end marker") == "image_truncated"  # was Pillow's path
+
+
+@pytest.mark.parametrize("kept", [0.0, 0.6, 0.99])
+def test_scan_data_cut_and_given_an_end_marker_is_truncated(kept):
+    data = PHOTO.read_bytes()
+    start, end = scan_data(data)
+    assert truncated(data[: start + int((end - start) * kept)] + b"\xff\xd9") == "image_truncated"
+
+
+def test_jpeg_without_any_scan_is_truncated():
+    data = PHOTO.read_bytes()
+    assert truncated(data[: data.index(b"\xff\xda")] + b"\xff\xd9") == "image_truncated"
+
+
+def test_progressive_jpeg_missing_scans_is_truncated():
+    """libjpeg decodes a progressive JPEG that ends on a scan boundary without a warning (a coarser
+    image): every coefficient of every component must be coded to its last bit."""
+    data = real_progressive()
+    scans = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    assert len(scans) == 10 and decode_image(data).shape == (250, 250, 3)
+    for cut in (scans[-1], scans[1], scans[4]):  # without the last scan, after the DC scan, without luma AC
+        assert truncated(data[:cut] + b"\xff\xd9") == "image_truncated"
+    last = scans[-1]
+    assert truncated(data[: last + (len(data) - last) // 2] + b"\xff\xd9") == "image_truncated"  # cut inside it
+    assert truncated(lying_jpeg(data, 250, 300)) == "image_truncated"
+
+
+def test_repeated_refinement_scan_is_corrupt():
+    """Refining the same bit twice is an inconsistent progression: libjpeg warns, the decoder refuses."""
+    data = real_progressive()
+    last = data.rfind(b"\xff\xda")
+    assert truncated(data[:-2] + data[last:-2] + b"\xff\xd9") == "image_corrupt"
+
+
+def test_extraneous_bytes_before_the_end_marker_still_decode():
+    """Padding after the last scan invents no pixel (libjpeg warns and skips it): decoded as before."""
+    data = PHOTO.read_bytes()
+    padded = data[:-2] + b"\0" * 16 + b"\xff\xd9"
+    assert np.array_equal(decode_image(padded), decode_image(data))
+    progressive = real_progressive()
+    assert np.array_equal(decode_image(progressive[:-2] + b"\0" * 16 + b"\xff\xd9"), decode_image(progressive))
 
 
 def test_progressive_scan_bomb_is_refused_as_too_complex():

@@ -6,11 +6,12 @@ import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
-from conftest import LFW, NO_FACE
+from conftest import GROUP, LFW, NO_FACE
 from facegate.vision.errors import FacegateError, ImageError
 from facegate.vision.image import ImageLimits, decode_image, load_image
 
@@ -160,3 +161,56 @@ def test_fast_jpeg_path_matches_pillow(photo):
     assert np.abs(ours.astype(int) - reference).mean() < 1.0
     # trailing bytes after the end-of-image marker take Pillow's path, with the same pixels
     assert np.abs(decode_image(data + b"\0\0junk").astype(int) - reference).mean() < 1e-9
+
+
+def opencv_rgb(data: bytes) -> np.ndarray:
+    """The previous JPEG decoder: OpenCV, which applies EXIF orientation itself."""
+    flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if flag is None else flag)
+    return arr if flag is not None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def test_real_jpegs_decode_exactly_as_opencv_did():
+    photos = sorted(LFW.parent.glob("**/*.jpg"))  # every photo in tests/data (LFW, dlib, face-api, CompreFace)
+    assert len(photos) >= 20 and GROUP in photos
+    for path in photos:
+        data = path.read_bytes()
+        assert np.array_equal(decode_image(data), opencv_rgb(data)), path
+    progressive = encode(Image.open(GROUP), "JPEG", quality=90, progressive=True, optimize=True)
+    assert np.array_equal(decode_image(progressive), opencv_rgb(progressive))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_applied_as_before(photo, orientation):
+    stored = photo.crop((0, 0, 250, 180))  # not square: a wrong turn changes the shape
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, "JPEG", exif=exif, quality=92)
+    ours = decode_image(data)
+    assert np.array_equal(ours, opencv_rgb(data))
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"), dtype=int)
+    assert ours.shape == upright.shape
+    assert np.abs(ours.astype(int) - upright).mean() < 1.0
+
+
+def test_cmyk_and_grey_jpegs_decode_as_before(photo):
+    cmyk = encode(photo.convert("CMYK"), "JPEG", quality=92)
+    assert np.array_equal(decode_image(cmyk), np.asarray(Image.open(io.BytesIO(cmyk)).convert("RGB")))
+    grey = encode(photo.convert("L"), "JPEG", quality=92)
+    assert np.array_equal(decode_image(grey), opencv_rgb(grey))
+
+
+def test_multi_picture_jpeg_decodes_its_first_picture(photo):
+    mpo = encode(photo, "MPO", save_all=True, append_images=[photo.rotate(90)])
+    first = Image.open(io.BytesIO(mpo))
+    assert first.format == "MPO" and getattr(first, "n_frames", 1) == 2
+    assert np.array_equal(decode_image(mpo), np.asarray(first.convert("RGB")))
+
+
+def test_lying_cmyk_jpeg_is_truncated(photo):
+    data = encode(photo.convert("CMYK"), "JPEG", quality=92)
+    i = data.index(b"\xff\xc0")
+    lie = data[: i + 5] + struct.pack(">H", photo.height * 3 // 2) + data[i + 7 :]
+    with pytest.raises(ImageError) as err:
+        decode_image(lie)
+    assert err.value.code == "image_truncated"
