@@ -452,7 +452,7 @@ def test_every_page_passes_axe_and_is_keyboard_reachable(playwright, server, tmp
         page.wait_for_url("**/#/enrol")
         # focus moves to the new page's heading, so screen readers announce it
         page.wait_for_function("document.activeElement.tagName === 'H1'", timeout=5_000)
-        for route in ("live", "enrol", "upload", "people", "help"):
+        for route in ("live", "enrol", "upload", "people", "collections", "help"):
             page.goto(f"/#/{route}")
             page.get_by_role("heading", level=1).first.wait_for()
             page.wait_for_timeout(300)
@@ -542,6 +542,99 @@ def test_the_collection_picker_scopes_every_page(playwright, server, api):
         assert page.locator('[data-testid="person"][data-name="Office Worker"]').count() == 0
 
 
+def collection_names(api) -> list[str]:
+    return [c["name"] for c in api.get("/v1/collections").json()]
+
+
+def test_collections_page_creates_renames_and_deletes_with_confirmation(playwright, server, api):
+    with browser_page(playwright, server) as page:
+        page.goto("/#/help")  # the help page links to it too; the navigation is what is used here
+        page.get_by_role("navigation").get_by_role("link", name="Collections").click()
+        page.get_by_role("heading", name="Collections", level=1).wait_for()
+        rows = page.locator('[data-testid="collection"]')
+        rows.first.wait_for()
+        default = page.locator('[data-testid="collection"][data-name="default"]')
+        assert default.get_by_role("button").count() == 0  # the default collection is built in
+
+        # a name the server refuses: its validation message is shown, nothing is created
+        name = page.get_by_label("New collection name")
+        name.fill("no spaces please")
+        page.get_by_role("button", name="Create collection").click()
+        page.locator("#create-collection-error", has_text="should match pattern").wait_for()
+        assert "no spaces please" not in collection_names(api)
+
+        name.fill("visitors")
+        page.keyboard.press("Enter")
+        row = page.locator('[data-testid="collection"][data-name="visitors"]')
+        row.wait_for()
+        assert "visitors" in collection_names(api)
+        assert row.get_by_test_id("collection-people").inner_text() == "0 people"
+        page.locator('#collection-select option[value="visitors"]').wait_for(state="attached")
+        name.fill("visitors")  # the server says the name is taken
+        page.get_by_role("button", name="Create collection").click()
+        page.locator("#create-collection-error", has_text="exists already").wait_for()
+
+        # someone is enrolled into it (through the API), then it is renamed through the UI
+        guest = api.post("/v1/people", params={"collection": "visitors"}, json={"name": "A Guest"}).json()
+        images = files(*photos("Tony_Blair")[:2])
+        api.post(f"/v1/people/{guest['id']}/faces", params={"collection": "visitors"}, files=images).raise_for_status()
+        page.reload()
+        row.get_by_text("1 person").wait_for()
+        row.get_by_role("button", name="Rename visitors").click()
+        renamed = page.get_by_label("New name for visitors")
+        assert page.evaluate("document.activeElement.id") == "rename-collection-visitors"
+        renamed.fill("guests")
+        renamed.press("Enter")
+        row = page.locator('[data-testid="collection"][data-name="guests"]')
+        row.wait_for()
+        assert "guests" in collection_names(api) and "visitors" not in collection_names(api)
+        page.locator('#collection-select option[value="guests"]').wait_for(state="attached")
+        assert page.locator('#collection-select option[value="visitors"]').count() == 0
+        screenshot(page, "collections")
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone, with the rename form open
+        row.get_by_role("button", name="Rename guests").click()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), page.evaluate(TOO_WIDE)
+        screenshot(page, "collections-phone")
+        row.get_by_role("button", name="Cancel").click()  # leaves the name as it was
+        assert page.evaluate("document.activeElement.textContent") == "Rename"
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+        # the picker works in the collection; deleting it asks first, naming what is erased
+        page.get_by_label("Collection", exact=True).select_option("guests")
+        row.get_by_text("in use").wait_for()
+        row.get_by_role("button", name="Delete guests").click()
+        dialog = page.locator("#confirm-dialog")
+        dialog.wait_for()
+        question = page.locator("#confirm-text").inner_text()
+        assert "guests" in question and "1 person" in question and "2 face templates" in question, question
+        assert "cannot be undone" in question
+        screenshot(page, "collections-delete")
+        dialog.get_by_role("button", name="Cancel").click()  # a cancelled confirmation deletes nothing
+        page.wait_for_timeout(300)
+        assert "guests" in collection_names(api)
+        assert api.get(f"/v1/people/{guest['id']}", params={"collection": "guests"}).status_code == 200
+        row.get_by_role("button", name="Delete guests").click()
+        dialog.wait_for()  # the counts are fetched before it opens
+        page.keyboard.press("Escape")  # nor does one dismissed with Escape
+        page.wait_for_timeout(300)
+        assert "guests" in collection_names(api)
+        row.get_by_role("button", name="Delete guests").click()
+        dialog.wait_for()
+        assert page.evaluate("document.activeElement.textContent") == "Cancel"  # the safe choice has focus
+        dialog.get_by_role("button", name="Delete collection").click()
+        row.wait_for(state="detached")
+        assert "guests" not in collection_names(api)
+        assert api.get("/v1/people", params={"collection": "guests"}).status_code == 404
+        # the picker no longer offers it, and the pages work in the default collection again
+        page.wait_for_function("!document.querySelector('#collection-select option[value=guests]')")
+        assert page.locator("#collection-select").input_value() == "default"
+        assert page.evaluate("localStorage.getItem('facegate.collection')") is None
+        page.get_by_role("link", name="People", exact=True).click()
+        page.get_by_role("heading", name="People", level=1).wait_for()
+        page.wait_for_function("/people|Nobody/.test(document.querySelector('main p.muted').textContent)")
+        assert "Cannot list" not in page.locator("main").inner_text()
+
+
 # The elements that reach beyond the right edge of the window (to say what overflows).
 TOO_WIDE = """() => [...document.querySelectorAll("body *")]
   .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
@@ -551,7 +644,7 @@ TOO_WIDE = """() => [...document.querySelectorAll("body *")]
 
 def test_no_page_overflows_sideways_on_a_phone(playwright, server, api):
     someone = api.get("/v1/people", params={"limit": 1}).json()["items"]
-    routes = ["live", "enrol", "upload", "people", "help"] + [f"people/{p['id']}" for p in someone]
+    routes = ["live", "enrol", "upload", "people", "collections", "help"] + [f"people/{p['id']}" for p in someone]
     wide = "document.documentElement.scrollWidth <= window.innerWidth"
     overflowing = []
     with browser_page(playwright, server, viewport=(390, 844)) as page:

@@ -2,6 +2,7 @@
 
 import { api, apiKey, collection, onUnauthorized } from "./api.js";
 import { h } from "./dom.js";
+import * as collections from "./collections.js";
 import * as enrol from "./enrol.js";
 import * as help from "./help.js";
 import * as live from "./live.js";
@@ -13,6 +14,7 @@ const ROUTES = {
   enrol: { title: "Enrol", render: enrol.render },
   upload: { title: "Upload", render: upload.render },
   people: { title: "People", render: (root, id) => (id ? people.renderPerson(root, id) : people.renderList(root)) },
+  collections: { title: "Collections", render: collections.render },
   help: { title: "Help", render: help.render },
 };
 const SEEN_GUIDE = "facegate.seenGuide";
@@ -111,6 +113,8 @@ onUnauthorized(() => {
   askForKey();
 });
 window.addEventListener("hashchange", route);
+// the Collections page created, renamed or deleted one: offer the new list (and leave a deleted one)
+window.addEventListener("facegate:collections-changed", () => collectionPicker());
 // the skip link moves focus to the page without changing the route (the hash names routes)
 document.querySelector(".skip").addEventListener("click", (event) => {
   event.preventDefault();
