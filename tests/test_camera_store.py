@@ -73,20 +73,24 @@ def test_a_collection_watched_by_a_camera_is_not_deleted(cameras):
     assert "lobby" not in store.collections()
 
 
-def test_leases_give_each_camera_to_one_worker_and_expire(cameras):
+def test_leases_share_the_cameras_between_workers_and_expire(cameras):
     cams, _ = cameras
-    ids = [cams.create(CameraFields(name=f"c{i}", url=f"rtsp://h/{i}"), **DEFAULTS).id for i in range(4)]
-    cams.update(ids[3], CameraFields(enabled=False))
-    first = cams.claim("w1", lease_s=30, limit=2)
+    ids = [cams.create(CameraFields(name=f"c{i}", url=f"rtsp://h/{i}"), **DEFAULTS).id for i in range(5)]
+    cams.update(ids[4], CameraFields(enabled=False))
+    assert sorted(cams.claim("w1", lease_s=30)) == sorted(ids[:4])  # alone: every enabled camera
+    assert cams.claim("w2", lease_s=30) == []  # all held; but w2 now counts among the workers alive
+    first = cams.claim("w1", lease_s=30)  # w1 gives up what exceeds its share
     second = cams.claim("w2", lease_s=30)
-    assert len(first) == 2 and set(first) | set(second) == set(ids[:3]) and not set(first) & set(second)
-    assert cams.claim("w1", lease_s=30, limit=2) == first  # renewed, nothing taken from w2
+    assert len(first) == len(second) == 2 and set(first) | set(second) == set(ids[:4])
+    before = {c.id: c for c in cams.list()}
+    assert cams.claim("w1", lease_s=30) == first  # renewed, nothing taken from w2
+    assert {c.id: c for c in cams.list()} == before  # a renewal is not a change (runners are not restarted)
 
-    cams.claim("w2", lease_s=0.05)  # w2 stops renewing (killed): its leases run out
+    cams.claim("w2", lease_s=0.05)  # w2 stops renewing (killed): its leases and its heartbeat run out
     time.sleep(0.1)
-    assert sorted(cams.claim("w1", lease_s=30)) == sorted(ids[:3])
-    cams.release("w1")
-    assert sorted(cams.claim("w2", lease_s=30)) == sorted(ids[:3])
+    assert sorted(cams.claim("w1", lease_s=0.5)) == sorted(ids[:4])
+    cams.release("w1")  # a clean stop gives everything back at once
+    assert sorted(cams.claim("w2", lease_s=30)) == sorted(ids[:4])
 
 
 def test_status_reports_replace_each_other_and_go_with_the_camera(cameras):

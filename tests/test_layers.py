@@ -15,9 +15,22 @@ ALLOWED: dict[str, set[str]] = {
     "vision": {"core"},
     "gallery": {"core"},
     "store": {"core"},
-    "service": {"core", "config", "vision", "gallery", "store"},
+    "sources": {"core", "vision.image", "vision.errors"},  # frames in: no recognition, no storage
+    "stream": {"core", "vision.types", "gallery.decision"},
+    "events": {"core"},
+    "service": {"core", "config", "vision", "gallery", "store", "stream", "events", "sources"},
     # adapters: the service tier, the settings, and the types of lower layers they render
-    "api": {"core", "config", "service", "web", "vision.types", "vision.errors", "gallery.decision", "store.records"},
+    "api": {
+        "core",
+        "config",
+        "service",
+        "web",
+        "vision.types",
+        "vision.errors",
+        "gallery.decision",
+        "store.records",
+        "stream.types",
+    },
     "cli": {
         "core",
         "config",

@@ -302,3 +302,28 @@ def test_api_refuses_bad_metadata_with_422(api, body):
         assert answer.status_code == 422, answer.text
         assert answer.json()["code"] == "invalid_metadata"
     assert all(p["name"].startswith("P") for p in api.get("/v1/people?limit=100").json()["items"])
+
+
+def test_ref_key_file_setting_and_a_warning_for_keys_this_process_lacks(tmp_path, caplog):
+    """``store.ref_key_file`` puts the key ring where it is told; a database holding references hashed with a
+    key that ring lacks (a second server without a copy of the file) is named in a warning at start."""
+    import logging
+
+    from facegate.config import load_settings
+    from facegate.service.runtime import Runtime
+
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = load_settings().with_values(database_url=database, ref_key_file=str(tmp_path / "a.refkey"))
+    runtime = Runtime.build(first)
+    runtime.store.create_person("Ada", external_ref="ada@example.org")
+    runtime.close()
+    assert (tmp_path / "a.refkey").exists() and not (tmp_path / "shared.db.refkey").exists()
+
+    with caplog.at_level(logging.WARNING, logger="facegate.service.runtime"):
+        Runtime.build(first).close()
+    assert not [r for r in caplog.records if "key" in r.getMessage()]
+    second = first.with_values(ref_key_file=str(tmp_path / "b.refkey"))
+    with caplog.at_level(logging.WARNING, logger="facegate.service.runtime"):
+        Runtime.build(second).close()
+    warned = [r.getMessage() for r in caplog.records if "external-reference key" in r.getMessage()]
+    assert warned and str(tmp_path / "b.refkey") in warned[0]

@@ -1,6 +1,6 @@
 """One configuration for the CLI and the server: defaults < TOML file < ``FACEGATE_*`` variables < flags.
 
-Every setting lives in one section (engine, store, limits, server, stream) and has one
+Every setting lives in one section (engine, store, limits, server, stream, cameras) and has one
 name, unique across sections, so ``FACEGATE_<NAME>`` sets it and so does ``name = ...``
 under ``[section]`` in the TOML file named by ``FACEGATE_CONFIG`` (or ``--config``).
 :func:`load_settings` reads them once and records where each value came from, which
@@ -58,6 +58,9 @@ class StoreSettings:
     data_dir: str = ""  # empty: the user's data directory (e.g. ~/.local/share/facegate)
     database_url: str = field(default="", metadata=SECRET)  # empty: SQLite in the data directory
     store_chips: bool = True
+    # the key ring of external-reference hashes (store/refkeys.py); empty: beside an SQLite file
+    # (facegate.db.refkey), else facegate.refkey in the data directory. Back it up with the database.
+    ref_key_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class LimitSettings:
     max_zip_entries: int = 2_000
     max_zip_uncompressed_bytes: int = 1024 * 1024 * 1024
     max_zip_ratio: float = 100.0  # uncompressed / compressed, per entry
+    # a JPEG's scans: each is one more pass over every coefficient (libjpeg's progressive script writes 10)
+    max_jpeg_scans: int = 100
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -137,12 +142,36 @@ class StreamSettings:
     max_stream_frame_bytes: int = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class CameraSettings:
+    """Cameras run by the server (``facegate serve``) or by ``facegate worker`` processes."""
+
+    run_cameras: bool = True  # this process runs enabled cameras (False: API only, workers run them)
+    camera_fps: float = 5.0  # default frames processed per second per camera
+    camera_cooldown: float = 5.0  # default seconds before a person seen again becomes an event again
+    camera_min_face_px: int = 40  # default smallest face (shorter side, px) a camera recognises
+    camera_timeout: float = 5.0  # seconds to open a source, and to wait for a packet while reading
+    camera_stall: float = 10.0  # a live camera with no frame for this long is down
+    # a worker's claim on a camera, renewed every third of it: a worker killed with kill -9 leaves its
+    # cameras to the others within about a lease and a renewal (measured: tests/test_camera_workers.py)
+    camera_lease: float = 6.0
+    allow_file_cameras: bool = False  # local file paths as camera URLs (tests, demos)
+    restream_fps: float = 5.0  # the MJPEG preview with overlays, frames per second at most
+
+    def __post_init__(self) -> None:
+        for name in ("camera_fps", "camera_timeout", "camera_stall", "camera_lease", "restream_fps"):
+            _at_least(name, getattr(self, name), 0.1)
+        _at_least("camera_cooldown", self.camera_cooldown, 0)
+        _at_least("camera_min_face_px", self.camera_min_face_px, 0)
+
+
 SECTIONS: dict[str, type] = {
     "engine": EngineSettings,
     "store": StoreSettings,
     "limits": LimitSettings,
     "server": ServerSettings,
     "stream": StreamSettings,
+    "cameras": CameraSettings,
 }
 
 
@@ -155,6 +184,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    cameras: CameraSettings = field(default_factory=CameraSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facegate import __version__
-from facegate.api import problems, routes_people, routes_recognition, routes_system, stream
+from facegate.api import problems, routes_cameras, routes_people, routes_recognition, routes_system, stream
 from facegate.api.docs import mount_docs
 from facegate.api.metrics import Metrics
 from facegate.api.problems import ApiError
@@ -149,7 +149,13 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     )
     problems.install(app)
     problems.document_problems(app)
-    for router in (routes_system.router, routes_system.keys, routes_people.router, routes_recognition.router):
+    for router in (
+        routes_system.router,
+        routes_system.keys,
+        routes_people.router,
+        routes_recognition.router,
+        routes_cameras.router,
+    ):
         app.include_router(router)
     app.include_router(stream.router)
     mount_docs(app)

@@ -43,9 +43,10 @@ def check_collection(key: ApiKey | None, collection: str) -> None:
 
 
 def _service_wide(request: Request) -> bool:
-    """Calls that act on the whole service: keys, and creating, renaming or deleting collections."""
+    """Calls that act on the whole service: keys, and changes to collections and cameras."""
     path = request.url.path
-    return path.startswith("/v1/keys") or (path.startswith("/v1/collections") and request.method != "GET")
+    writes = request.method != "GET"
+    return path.startswith("/v1/keys") or (path.startswith(("/v1/collections", "/v1/cameras")) and writes)
 
 
 def require(scope: str):
@@ -62,7 +63,8 @@ def require(scope: str):
         if key is not None and key.collections:
             if _service_wide(request):
                 raise ApiError("only a key for every collection may do this", code="collection_forbidden")
-            if request.url.path != "/v1/collections":  # the list itself is filtered to the key's collections
+            # the collection list is filtered to the key's collections; cameras check their own collection
+            if request.url.path != "/v1/collections" and not request.url.path.startswith("/v1/cameras"):
                 check_collection(key, request.query_params.get("collection", DEFAULT_COLLECTION))
         request.state.api_key = key
         return key

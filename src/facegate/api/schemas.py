@@ -19,6 +19,7 @@ from facegate.store.records import (
     TemplateRecord,
     check_metadata,
 )
+from facegate.stream.types import FusedDecision
 from facegate.vision.types import Face
 
 NAME = Field(min_length=1, max_length=200)
@@ -209,6 +210,28 @@ class DecisionOut(BaseModel):
         )
 
 
+class TrackDecisionOut(BaseModel):
+    """A track's decision, fused over its frames (the stream and cameras report these)."""
+
+    status: Literal["match", "unknown", "pending"]
+    person_id: str | None
+    name: str | None
+    confidence: float
+    reason: str | None = Field(description="why not a match: too_few_hits, tie, no_match, too_small")
+    hits: int = Field(description="frames of this track that were embedded and decided")
+
+    @classmethod
+    def of(cls, fused: FusedDecision) -> TrackDecisionOut:
+        return cls(
+            status=fused.status,
+            person_id=fused.person_id,
+            name=fused.name,
+            confidence=round(fused.confidence, 4),
+            reason=fused.reason,
+            hits=fused.hits,
+        )
+
+
 class FaceOut(BaseModel):
     box: BoxOut
     det_score: float
@@ -231,6 +254,13 @@ class FaceOut(BaseModel):
             decision=DecisionOut.of(decision) if decision else None,
             candidates=[CandidateOut.of(c) for c in decision.candidates] if decision and decision.candidates else None,
         )
+
+
+class StreamFaceOut(FaceOut):
+    """A face of a stream frame: also its track, and the track's decision fused over its frames."""
+
+    track_id: int = Field(description="the same face keeps its id across the stream's frames")
+    track: TrackDecisionOut = Field(description="the decision to show: fused over the track's frames")
 
 
 class RecognizeOut(BaseModel):

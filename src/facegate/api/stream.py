@@ -10,12 +10,16 @@ Protocol (text messages are JSON):
   is answered by an error, ``invalid_message`` or ``json_too_deep``);
 * answers: ``{"type": "result", "frame_id", "width", "height", "faces", "processing_ms",
   "queue_ms", "dropped"}``, or ``{"type": "error", "frame_id"?, "code", "detail"}`` after which
-  the stream goes on.
+  the stream goes on. Faces are tracked across the stream's frames on the server: each face has
+  a ``track_id`` (the same face keeps it) and a ``track`` decision fused over its frames
+  (``match``/``unknown``/``pending`` with a ``reason``), which is the one to show; ``decision`` is
+  this frame's own, present only when the face was embedded in this frame (a settled track is
+  re-checked every few frames, or at once when its face looks different).
 
 Backpressure: at most one frame per client waits; a newer frame replaces it (``dropped``
 counts them), so results describe recent frames however slow the client or the server.
-Answers go out in frame order: when two workers run two frames of one stream and the
-newer finishes first, the older answer is dropped (and counted in ``dropped``) too.
+Answers go out in frame order: a stream's frames are processed one at a time, in order (the
+scheduler never runs two jobs of one client at once), so its tracks only move forward.
 Authentication: ``Authorization: Bearer`` or ``X-API-Key``, or, from a browser (which cannot set
 headers on a WebSocket), the subprotocols ``facegate`` and ``facegate.key.<key>``
 (``new WebSocket(url, ["facegate", "facegate.key." + key])``; the server answers with the
@@ -32,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -40,12 +45,14 @@ from starlette.concurrency import run_in_threadpool
 
 from facegate.api.auth import check_collection, check_key
 from facegate.api.problems import ApiError, parse_json
-from facegate.api.schemas import FaceOut
+from facegate.api.schemas import FaceOut, StreamFaceOut, TrackDecisionOut
 from facegate.core.errors import FacegateError
 from facegate.service.pipeline import FrameOptions
 from facegate.service.runtime import Runtime
 from facegate.service.scheduler import Slot
+from facegate.service.tracking import TrackedFrame, TrackingSession
 from facegate.store.records import DEFAULT_COLLECTION
+from facegate.stream.types import TrackedFace
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -129,18 +136,22 @@ async def stream(ws: WebSocket) -> None:
                 outbox.get_nowait()
         outbox.put_nowait(message)
 
-    def process(frame: Frame) -> dict:
+    tracking = StreamTracking(runtime)
+
+    def process(frame: Frame) -> dict | None:
         started = time.monotonic()
-        result = runtime.recognition.recognize(frame.data, frame.options)
+        result = tracking.process(frame.data, frame.options, frame.received)
+        if result is None:  # an older frame than one already answered
+            return None
         return {
             "type": "result",
             "frame_id": frame.frame_id,
             "width": result.width,
             "height": result.height,
-            "faces": [FaceOut.of(f.face, f.decision).model_dump(exclude_none=True) for f in result.faces],
+            "faces": [_face(result, f, frame.options.top_k) for f in result.faces],
             "processing_ms": round(result.processing_ms, 2),
             "queue_ms": round((started - frame.received) * 1000, 2),
-            "statuses": result.statuses,
+            "statuses": [f.fused.status for f in result.faces],
         }
 
     newest = 0  # the newest frame answered: results go out in frame order
@@ -154,8 +165,8 @@ async def stream(ws: WebSocket) -> None:
             post({"type": "error", "frame_id": frame.frame_id, "code": code, "detail": detail})
             return
         nonlocal newest
-        if frame.frame_id < newest:  # two workers ran two of this stream's frames; a newer one answered first
-            slot.dropped += 1  # an older answer after a newer one is stale: dropped, so answers stay in order
+        if result is None or frame.frame_id < newest:  # older than a frame already answered: stale
+            slot.dropped += 1  # dropped and counted, so answers stay in order
             metrics.frames_dropped.inc()
             return
         newest = frame.frame_id
@@ -208,6 +219,34 @@ async def stream(ws: WebSocket) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+class StreamTracking:
+    """One stream's tracking session, started again when its options (collection, threshold…) change."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.options: FrameOptions | None = None
+        self.session: TrackingSession | None = None
+        self._lock = threading.Lock()
+
+    def process(self, data: bytes, options: FrameOptions, received: float) -> TrackedFrame | None:
+        """Worker thread: decode (under the image limits) and track one frame."""
+        with self._lock:
+            if options != self.options or self.session is None:
+                self.runtime.indexes.gallery(options.collection)  # collection_not_found before any work
+                self.options, self.session = options, TrackingSession(self.runtime.processor, options)
+            session = self.session
+        return session.process(self.runtime.engine.load(data), received)
+
+
+def _face(result: TrackedFrame, tracked: TrackedFace, top_k: int) -> dict:
+    decision = tracked.frame_decision
+    if decision is not None:
+        decision = replace(decision, candidates=decision.candidates[:top_k])
+    face = FaceOut.of(result.described[tracked.track_id], decision)
+    out = StreamFaceOut(**dict(face), track_id=tracked.track_id, track=TrackDecisionOut.of(tracked.fused))
+    return out.model_dump(exclude_none=True)
 
 
 def _ready(runtime: Runtime, options: FrameOptions) -> dict:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from facegate.cli import admin, archive, collections, enrol, people, recognize  # noqa: F401  (commands register)
+from facegate.cli import (  # noqa: F401  (commands register)
+    admin,
+    archive,
+    cameras,
+    collections,
+    enrol,
+    people,
+    recognize,
+)
 from facegate.cli.common import app
 
 

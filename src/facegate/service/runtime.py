@@ -17,8 +17,11 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from facegate.config import Settings
+from facegate.events.bus import EventBus
 from facegate.gallery.decision import DecisionPolicy
 from facegate.service.archives import Archives
+from facegate.service.camera_manager import CameraManager
+from facegate.service.cameras import Cameras
 from facegate.service.enrolment import Enrolment
 from facegate.service.indexes import IndexRegistry
 from facegate.service.keys import ApiKeys
@@ -26,6 +29,7 @@ from facegate.service.people import People
 from facegate.service.pipeline import FrameProcessor
 from facegate.service.recognition import Recognition
 from facegate.service.scheduler import FairScheduler
+from facegate.store.cameras import CameraStore
 from facegate.store.db import current_revision, make_engine, upgrade
 from facegate.store.keys import KeyStore
 from facegate.store.refkeys import RefKeys
@@ -66,6 +70,9 @@ class Runtime:
         self.archives = Archives(store, self.indexes)
         self.keys = ApiKeys(KeyStore(store))
         self.scheduler = FairScheduler(settings.engine.inference_threads)
+        self.cameras = Cameras(CameraStore(store), settings.cameras)
+        self.bus = EventBus()
+        self.camera_manager: CameraManager | None = None  # started by start(cameras=True)
         self.ready = False
 
     @classmethod
@@ -73,6 +80,7 @@ class Runtime:
         """Open (and migrate) the database and set up the engines; no model is loaded yet."""
         store = Store(make_engine(settings.database_url), RefKeys.open(ref_key_path(settings)))
         upgrade(store.engine)
+        _warn_about_foreign_ref_keys(store)
         return cls(settings, store, FaceEngine(engine_config(settings)))
 
     @property
@@ -109,15 +117,28 @@ class Runtime:
         """Recompute templates of other models with this process's engine (see ``Archives.reembed``)."""
         return self.archives.reembed(self.engine, collection, progress)
 
-    async def start(self, warm: bool = True) -> asyncio.Task | None:
-        """Run the scheduler; with ``warm``, load the models in its turn (returns that task)."""
+    async def start(self, warm: bool = True, cameras: bool | None = None) -> asyncio.Task | None:
+        """Run the scheduler; with ``warm``, load the models in its turn (returns that task); with
+        ``cameras`` (default: the ``cameras.run_cameras`` setting), run this process's share of the cameras."""
         await self.scheduler.start()
+        if cameras if cameras is not None else self.settings.cameras.run_cameras:
+            self.camera_manager = CameraManager(
+                CameraStore(self.store),
+                self.processor,
+                self.scheduler,
+                self.settings.cameras,
+                self.engine.config.limits,
+                self.bus,
+            )
+            await self.camera_manager.start()
         if not warm:
             self.ready = True
             return None
         return asyncio.create_task(self.scheduler.run(self.warmup))
 
     async def stop(self) -> None:
+        if self.camera_manager is not None:
+            await self.camera_manager.stop()
         await self.scheduler.stop()
         self.close()
 
@@ -130,13 +151,28 @@ def ref_key_path(settings: Settings) -> Path:
     (``facegate.db.refkey``, so the two are backed up and moved together), else in the data directory
     (``facegate.refkey``; PostgreSQL: every server on one database needs a copy of the same file).
 
-    A setting ``store.ref_key_file`` (``FACEGATE_REF_KEY_FILE``) would override this.
+    The setting ``store.ref_key_file`` (``FACEGATE_REF_KEY_FILE``) overrides this.
     """
+    if settings.store.ref_key_file:
+        return Path(settings.store.ref_key_file).expanduser()
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         database = Path(url.database).expanduser()
         return database.with_name(f"{database.name}.refkey")
     return settings.data_dir / "facegate.refkey"
+
+
+def _warn_about_foreign_ref_keys(store: Store) -> None:
+    """Log when people's references were hashed with keys this process lacks (a second server on a shared
+    PostgreSQL database without a copy of the key file): those references cannot be looked up here."""
+    missing = store.reference_key_ids() - set(store.ref_keys.keys)
+    if missing:
+        log.warning(
+            "%d external-reference key(s) used in this database are not in %s: people's references hashed with "
+            "them cannot be found by this process; copy the key file of the server that wrote them",
+            len(missing),
+            store.ref_keys.path,
+        )
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -147,5 +183,9 @@ def engine_config(settings: Settings) -> EngineConfig:
         embedder=engine.embedder,
         flip=engine.flip,
         num_threads=engine.model_threads,
-        limits=ImageLimits(max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels),
+        limits=ImageLimits(
+            max_bytes=limits.max_image_bytes,
+            max_pixels=limits.max_image_pixels,
+            max_jpeg_scans=limits.max_jpeg_scans,
+        ),
     )

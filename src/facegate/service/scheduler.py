@@ -1,12 +1,18 @@
 """Fair scheduling of CPU-bound work: clients take turns, and each keeps only its newest frame.
 
 Every client (a WebSocket stream, or one HTTP request) owns a :class:`Slot` holding at most
-one pending job. A stream that sends a frame while its previous one still waits replaces
-it (the older one is dropped and counted), so latency stays bounded however fast frames
-come. Slots with work wait in one FIFO; ``threads`` workers take the next slot, run its
+one pending job, and runs one job at a time (a stream's frames are tracked in order). A
+stream that sends a frame while its previous one still waits replaces it (the older one is
+dropped and counted), so latency stays bounded however fast frames come. Slots with work
+wait in one FIFO (a running slot queues again after its answer); ``threads`` workers take the next slot, run its
 job in a thread pool (the event loop never runs model code) and hand the result back.
 Because a slot is queued at most once, the FIFO is round-robin over clients: a client
 sending 100 frames a second gets no more turns than one sending 5.
+
+Two priorities: interactive clients (HTTP requests, browser streams) are served before
+background work (cameras); within a priority, turns are round-robin. A busy camera can
+therefore not slow down a person at the browser; cameras share what is left, each
+dropping its stale frames.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Any, Any, BaseException | None], Awaitable[None]]
+INTERACTIVE, BACKGROUND = 0, 1
 
 
 @dataclass
@@ -34,6 +41,8 @@ class Slot:
     queued: bool = False
     closed: bool = False
     dropped: int = 0
+    priority: int = INTERACTIVE
+    running: bool = False  # one job of a slot at a time: a client's frames are processed in order
     _has_pending: bool = field(default=False, repr=False)
 
 
@@ -43,7 +52,7 @@ class FairScheduler:
     def __init__(self, threads: int = 1, on_drop: Callable[[], None] | None = None) -> None:
         self.threads = threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="facegate-infer")
-        self._ready: deque[Slot] = deque()
+        self._ready: tuple[deque[Slot], deque[Slot]] = (deque(), deque())  # by priority
         self._wakeup: asyncio.Condition | None = None
         self._workers: list[asyncio.Task] = []
         self.on_drop = on_drop  # called for every dropped frame (metrics)
@@ -52,7 +61,7 @@ class FairScheduler:
     @property
     def depth(self) -> int:
         """Clients waiting for a turn (the queue the metrics report)."""
-        return len(self._ready)
+        return sum(len(q) for q in self._ready)
 
     async def start(self) -> None:
         self._wakeup = asyncio.Condition()
@@ -72,22 +81,27 @@ class FairScheduler:
             if self.on_drop:
                 self.on_drop()
         slot.pending, slot._has_pending = payload, True
-        if not slot.queued:
-            slot.queued = True
-            async with self._wakeup:
-                self._ready.append(slot)
-                self._wakeup.notify()
+        if not slot.running:  # a running slot is queued again once its job is delivered
+            await self._enqueue(slot)
         return not replaced
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run one job for a one-off client (an HTTP request) in its fair turn; returns its result."""
+    async def _enqueue(self, slot: Slot) -> None:
+        if slot.queued:
+            return
+        slot.queued = True
+        async with self._wakeup:
+            self._ready[slot.priority].append(slot)
+            self._wakeup.notify()
+
+    async def run(self, fn: Callable[..., Any], *args: Any, priority: int = INTERACTIVE) -> Any:
+        """Run one job for a one-off client (an HTTP request, a camera's frame) in its fair turn; returns its result."""
         future: asyncio.Future = asyncio.get_running_loop().create_future()
 
         async def deliver(_payload, result, error) -> None:
             if not future.done():
                 future.set_exception(error) if error else future.set_result(result)
 
-        slot = Slot(process=lambda a: fn(*a), deliver=deliver)
+        slot = Slot(process=lambda a: fn(*a), deliver=deliver, priority=priority)
         await self.offer(slot, args)
         try:
             return await future
@@ -96,8 +110,8 @@ class FairScheduler:
 
     async def _next(self) -> Slot:
         async with self._wakeup:
-            await self._wakeup.wait_for(lambda: bool(self._ready))
-            return self._ready.popleft()
+            await self._wakeup.wait_for(lambda: any(self._ready))
+            return next(q for q in self._ready if q).popleft()
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -108,6 +122,7 @@ class FairScheduler:
                 continue
             payload, slot.pending, slot._has_pending = slot.pending, None, False
             self.running += 1
+            slot.running = True
             try:
                 result, error = await loop.run_in_executor(self._executor, slot.process, payload), None
             except Exception as exc:  # the client hears about it; the worker goes on
@@ -118,3 +133,7 @@ class FairScheduler:
                 await slot.deliver(payload, result, error)
             except Exception:
                 log.exception("delivering a result failed")
+            finally:
+                slot.running = False
+                if slot._has_pending and not slot.closed:  # a newer job came while this one ran
+                    await self._enqueue(slot)

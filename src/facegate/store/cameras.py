@@ -8,9 +8,10 @@ it runs them, and loses it when it stops renewing (killed): another process then
 
 from __future__ import annotations
 
+import math
 import time
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from facegate.core.ids import new_id
@@ -18,7 +19,11 @@ from facegate.core.urls import redact_url
 from facegate.store.errors import StoreError
 from facegate.store.records import Camera, CameraFields, CameraStatus
 from facegate.store.repository import Store
-from facegate.store.schema import CameraRow, CameraStatusRow, CollectionRow
+from facegate.store.schema import CameraRow, CameraStatusRow, CameraWorkerRow, CollectionRow
+
+# a camera given up for another worker's share is free for others only after this long: the worker
+# giving it up stops its runner first (milliseconds), so no frame is decided by both
+HANDOVER_GRACE_S = 2.0
 
 
 def _camera(row: CameraRow, collection: str) -> Camera:
@@ -142,21 +147,30 @@ class CameraStore:
 
     # ----------------------------------------------------------------- leases
 
-    def claim(self, worker: str, lease_s: float, limit: int | None = None) -> list[str]:
-        """Renew this worker's leases and take free or expired ones (at most ``limit`` held in all).
+    def claim(self, worker: str, lease_s: float) -> list[str]:
+        """Renew this worker's leases and take free or expired ones, up to its share; returns what it holds.
 
-        Returns the ids of the enabled cameras this worker holds now. Rows locked by another
-        claiming transaction are skipped, so two workers never take one camera.
+        Workers whose last claim's lease has not ended are alive; each holds at most
+        ``ceil(enabled cameras / workers alive)``, so a second worker gets half of the cameras
+        (the first gives up its extra ones at its next claim) and a worker that dies leaves its
+        cameras to the others once their lease ends. Rows another claiming transaction holds are
+        skipped (``FOR UPDATE SKIP LOCKED``), so two workers never take one camera.
         """
         now = time.time()
+        self._heartbeat(worker, now + lease_s)
         with self._store.transaction() as session:
+            alive = session.scalar(
+                select(func.count()).select_from(CameraWorkerRow).where(CameraWorkerRow.alive_until > now)
+            )
+            enabled = session.scalar(select(func.count()).select_from(CameraRow).where(CameraRow.enabled.is_(True)))
+            share = math.ceil(enabled / max(1, alive or 1))
             rows = session.scalars(
                 select(CameraRow)
                 .where(
                     CameraRow.enabled.is_(True),
                     or_(
-                        CameraRow.lease_owner.is_(None),
                         CameraRow.lease_owner == worker,
+                        CameraRow.lease_until.is_(None),
                         CameraRow.lease_until < now,
                     ),
                 )
@@ -165,11 +179,24 @@ class CameraStore:
             ).all()
             mine = [r for r in rows if r.lease_owner == worker]
             free = [r for r in rows if r.lease_owner != worker]
-            room = len(free) if limit is None else max(0, limit - len(mine))
-            held = mine + free[:room]
+            for row in mine[share:]:  # more than its share: another worker came; give these up, after a grace
+                row.lease_owner, row.lease_until = None, now + HANDOVER_GRACE_S  # in which this worker stops them
+            held = mine[:share] + free[: max(0, share - len(mine))]
             for row in held:
                 row.lease_owner, row.lease_until = worker, now + lease_s
             return [r.public_id for r in held]
+
+    def _heartbeat(self, worker: str, alive_until: float) -> None:
+        with self._store.transaction() as session:
+            row = session.get(CameraWorkerRow, worker)
+            if row is None:
+                try:
+                    with session.begin_nested():
+                        session.add(CameraWorkerRow(name=worker, alive_until=alive_until))
+                except IntegrityError:  # the same name from a restarted process: fine, it is us
+                    session.get(CameraWorkerRow, worker).alive_until = alive_until
+            else:
+                row.alive_until = alive_until
 
     def release(self, worker: str, camera_ids: list[str] | None = None) -> None:
         """Give leases back (all of this worker's, or those named) so another worker may start at once."""
@@ -179,6 +206,8 @@ class CameraStore:
                 query = query.where(CameraRow.public_id.in_(camera_ids))
             for row in session.scalars(query):
                 row.lease_owner = row.lease_until = None
+            if camera_ids is None:  # the worker stops: it no longer counts among the workers alive
+                session.execute(delete(CameraWorkerRow).where(CameraWorkerRow.name == worker))
 
     # ----------------------------------------------------------------- status
 

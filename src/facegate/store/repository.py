@@ -127,6 +127,12 @@ class Store:
         else:
             person.ref_key_id = person.external_ref_hash = None
 
+    def reference_key_ids(self) -> set[str]:
+        """The ids of the keys people's external references are hashed with (``store.refkeys``)."""
+        with self._sessions() as session:
+            rows = session.scalars(select(PersonRow.ref_key_id).where(PersonRow.ref_key_id.is_not(None)).distinct())
+            return set(rows)
+
     def scrub(self) -> None:
         """After an erase on SQLite: copy the WAL into the file and truncate it, so the erased rows' old pages
         (secure_delete zeroes them in the file) do not stay readable in ``-wal``. Best effort: a reader still

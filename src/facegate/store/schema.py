@@ -147,7 +147,8 @@ class CameraRow(Base):
     cooldown_s: Mapped[float] = mapped_column(Float, nullable=False)
     min_face_px: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
-    updated_at: Mapped[float] = mapped_column(Float, default=_now, onupdate=_now, nullable=False)
+    # set by CameraStore.update only: a lease renewal is not a change of the camera
+    updated_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
@@ -165,3 +166,12 @@ class CameraStatusRow(Base):
     stats: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
     latest: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+
+
+class CameraWorkerRow(Base):
+    """A process that runs cameras, alive until its last claim's lease ends (workers alive share the cameras)."""
+
+    __tablename__ = "camera_workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alive_until: Mapped[float] = mapped_column(Float, nullable=False)  # its last claim plus its lease

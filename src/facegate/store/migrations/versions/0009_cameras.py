@@ -1,4 +1,5 @@
-"""Cameras (definitions, the lease of the worker running each) and their last reported status.
+"""Cameras (definitions, the lease of the worker running each), their last reported status, and the
+workers alive (so each takes its share).
 
 Revision ID: 0009
 Revises: 0008
@@ -42,7 +43,14 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Float(), nullable=False),
     )
 
+    op.create_table(
+        "camera_workers",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("alive_until", sa.Float(), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("camera_workers")
     op.drop_table("camera_status")
     op.drop_table("cameras")
