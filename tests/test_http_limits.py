@@ -21,10 +21,20 @@ import time
 
 import httpx
 import pytest
+import uvicorn
 import websockets
+from uvicorn.server import ServerState
 
 from api_server import free_port, running_server
 from conftest import STRANGER
+from facegate.api.server import (
+    UVICORN_INTERNALS,
+    UVICORN_TESTED,
+    GuardedHttp,
+    check_uvicorn_internals,
+    uvicorn_config,
+    uvicorn_internals_missing,
+)
 from facegate.config import Settings, load_settings
 from facegate.core.errors import FacegateError
 
@@ -347,3 +357,95 @@ def test_facegate_serve_applies_the_server_limits(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+# ----------------------------------------------------------------- uvicorn internals
+
+
+def test_installed_uvicorn_has_what_the_guard_relies_on():
+    """GuardedHttp extends uvicorn's HttpToolsProtocol: an upgrade that drops or renames what it uses fails here."""
+    missing = uvicorn_internals_missing()
+    assert not missing, (
+        f"uvicorn {uvicorn.__version__} lacks what facegate.api.server.GuardedHttp relies on: {missing}; "
+        f"GuardedHttp was checked with uvicorn{UVICORN_TESTED}: adapt it (and UVICORN_INTERNALS) or pin uvicorn"
+    )
+
+
+def test_a_live_guarded_connection_has_the_attributes_the_guard_uses():
+    """The instance attributes (which only a live object has): one request through a GuardedHttp on a fake transport."""
+    seen: dict = {}
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written, self.closed = b"", False
+
+        def get_extra_info(self, name, default=None):
+            return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+        def write(self, data) -> None:
+            self.written += data
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    async def one_request() -> bytes:
+        settings = Settings().with_values(port=free_port())
+        config = uvicorn_config(app, settings, log_level="warning")
+        config.load()
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        assert isinstance(protocol, GuardedHttp)
+        transport = Transport()
+        protocol.connection_made(transport)
+        for name in ("loop", "parser", "connections", "transport", "flow", "client"):
+            seen[name] = hasattr(protocol, name)
+        seen["flow.read_paused"] = hasattr(protocol.flow, "read_paused")
+        protocol.data_received(b"GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        seen["url, headers"] = isinstance(protocol.url, bytes) and isinstance(protocol.headers, list)
+        for name in (
+            "disconnected",
+            "keep_alive",
+            "message_event",
+            "waiting_for_100_continue",
+            "response_started",
+            "response_complete",
+        ):
+            seen[f"cycle.{name}"] = hasattr(protocol.cycle, name)
+        for _ in range(100):
+            if protocol.cycle.response_complete:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return transport.written
+
+    written = asyncio.run(one_request())
+    assert written.startswith(b"HTTP/1.1 200") and written.endswith(b"ok"), written
+    assert all(seen.values()), {name: there for name, there in seen.items() if not there}
+
+
+def test_the_server_refuses_to_start_on_a_uvicorn_without_the_internals(monkeypatch):
+    where = "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol"
+    monkeypatch.setitem(UVICORN_INTERNALS, where, (*UVICORN_INTERNALS[where], "on_gone_in_a_later_uvicorn()"))
+    check_uvicorn_internals.cache_clear()
+    try:
+        with pytest.raises(FacegateError) as err:
+            uvicorn_config(object(), Settings().with_values(port=free_port()))
+    finally:
+        check_uvicorn_internals.cache_clear()
+    assert err.value.code == "uvicorn_unsupported"
+    assert "HttpToolsProtocol.on_gone_in_a_later_uvicorn()" in err.value.message
+    assert uvicorn.__version__ in err.value.message and UVICORN_TESTED in err.value.message

@@ -19,25 +19,122 @@ adds, per connection:
 
 Everything else is uvicorn's: :func:`uvicorn_config` is the one configuration used by
 ``facegate serve`` and by the tests' server.
+
+:class:`GuardedHttp` extends uvicorn's ``HttpToolsProtocol``, whose methods and attributes
+are not a public API. :data:`UVICORN_INTERNALS` names all it relies on (checked against
+uvicorn 0.30.6, 0.34.3, 0.40.0, 0.47.0 and 0.54.0, which define them alike);
+:func:`uvicorn_config` checks them first and refuses to start, naming what is missing, when
+the installed uvicorn (or httptools) lacks any. It does not fall back to a plain uvicorn
+server: that would serve without the head cap, the deadlines and the connection limit the
+settings promise, with nothing but a log line to say so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
+import importlib
 import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from facegate.api.problems import PROBLEM_JSON, problem_document
 from facegate.config import Settings
+from facegate.core.errors import FacegateError
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+else:
+    try:  # needs httptools (uvicorn[standard]); without it the server refuses to start (check_uvicorn_internals)
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        HttpToolsProtocol = asyncio.Protocol
 
 log = logging.getLogger("facegate.api.server")
+
+#: uvicorn versions whose internals :class:`GuardedHttp` was checked against (pyproject pins the same range).
+UVICORN_TESTED = ">=0.30,<0.55"
+
+#: What :class:`GuardedHttp` uses of uvicorn (and httptools) beyond their public API: for each
+#: ``module:qualified.name``, the methods it must define (``name()``) and the attributes its
+#: code must assign or read (``.name``: looked up in the function's compiled names, as instance
+#: attributes exist only on live objects).
+UVICORN_INTERNALS: dict[str, tuple[str, ...]] = {
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol": (
+        "connection_made()",
+        "connection_lost()",
+        "data_received()",
+        "handle_websocket_upgrade()",
+        "on_message_begin()",
+        "on_headers_complete()",
+        "on_body()",
+        "on_message_complete()",
+        "_should_upgrade()",
+    ),
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.__init__": (".loop", ".parser", ".connections", ".cycle"),
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.connection_made": (".transport", ".flow", ".client"),
+    "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol.on_message_begin": (".url", ".headers"),
+    "uvicorn.protocols.http.httptools_impl:RequestResponseCycle.__init__": (
+        ".disconnected",
+        ".keep_alive",
+        ".message_event",
+        ".waiting_for_100_continue",
+        ".response_started",
+        ".response_complete",
+    ),
+    "uvicorn.protocols.http.flow_control:FlowControl.__init__": (".read_paused",),
+    "httptools:HttpRequestParser": ("should_upgrade()",),
+}
+
+
+def uvicorn_internals_missing() -> list[str]:
+    """What of :data:`UVICORN_INTERNALS` the installed uvicorn and httptools lack (empty: all there)."""
+    missing: list[str] = []
+    unimportable: set[str] = set()
+    for where, names in UVICORN_INTERNALS.items():
+        module_name, _, qualname = where.partition(":")
+        if module_name in unimportable:
+            continue
+        try:
+            target: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            unimportable.add(module_name)
+            missing.append(f"module {module_name} ({exc})")
+            continue
+        try:
+            for part in qualname.split("."):
+                target = getattr(target, part)
+        except AttributeError:
+            missing.append(where)
+            continue
+        code_names = set(getattr(getattr(target, "__code__", None), "co_names", ()))
+        for name in names:
+            if name.endswith("()"):
+                if not callable(getattr(target, name[:-2], None)):
+                    missing.append(f"{where}.{name}")
+            elif name[1:] not in code_names:
+                missing.append(f"{where}: {name} (not used there any more)")
+    return missing
+
+
+@functools.cache
+def check_uvicorn_internals() -> None:
+    """Raise :class:`FacegateError` (``uvicorn_unsupported``) when the installed uvicorn lacks what
+    :class:`GuardedHttp` relies on, rather than serve with a guard that breaks at the first request."""
+    missing = uvicorn_internals_missing()
+    if missing:
+        raise FacegateError(
+            f"the HTTP guard (facegate.api.server.GuardedHttp) does not fit uvicorn {uvicorn.__version__}: it lacks "
+            + "; ".join(missing)
+            + f". facegate was checked with uvicorn[standard]{UVICORN_TESTED} (httptools included): install a "
+            "version in that range",
+            code="uvicorn_unsupported",
+        )
 
 
 @dataclass(frozen=True)
@@ -226,6 +323,7 @@ def protocol_for(limits: ConnectionLimits) -> type[GuardedHttp]:
 
 def uvicorn_config(app: Any, settings: Settings, *, log_level: str | None = None) -> uvicorn.Config:
     """The uvicorn configuration of ``settings`` for ``app``: what ``facegate serve`` and the tests run."""
+    check_uvicorn_internals()
     server = settings.server
     config = uvicorn.Config(
         app,

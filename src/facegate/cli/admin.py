@@ -38,7 +38,9 @@ def serve(
         )
     server = effective.server
     typer.echo(f"facegate {server.host}:{server.port}: web UI at http://{server.host}:{server.port}/, docs at /docs")
-    uvicorn.Server(uvicorn_config(create_app(effective), effective)).run()
+    with failures():
+        config = uvicorn_config(create_app(effective), effective)
+    uvicorn.Server(config).run()
 
 
 @app.command("config")

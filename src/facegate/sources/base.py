@@ -23,7 +23,8 @@ Messages never carry credentials: URLs in them go through :func:`facegate.core.u
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -55,7 +56,6 @@ class SourceError(FacegateError):
     code = "source_error"
 
 
-@dataclass(frozen=True)
 class SourceFrame:
     """One decoded frame.
 
@@ -63,12 +63,32 @@ class SourceFrame:
     frames handed out are 0, k, 2k, ...). ``wall_ts`` is ``time.monotonic()`` when the frame
     arrived: RTSP timestamps are unreliable (the first is None, a joining client may start
     anywhere, a loop repeats one). ``pts`` is the stream's own time in seconds, if it has one.
+
+    ``rgb`` (H, W, 3) uint8 is given, or made on first use by ``convert``: a live camera decodes
+    25 frames a second and keeps only the newest, so frames nobody takes are never converted.
     """
 
-    index: int
-    wall_ts: float
-    pts: float | None
-    rgb: np.ndarray = field(repr=False)  # (H, W, 3) uint8
+    __slots__ = ("_convert", "_rgb", "index", "pts", "wall_ts")
+
+    def __init__(
+        self,
+        index: int,
+        wall_ts: float,
+        pts: float | None,
+        rgb: np.ndarray | None = None,
+        *,
+        convert: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        if (rgb is None) == (convert is None):
+            raise ValueError("a SourceFrame needs its pixels or a way to convert them, not both")
+        self.index, self.wall_ts, self.pts = index, wall_ts, pts
+        self._rgb, self._convert = rgb, convert
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb, self._convert = self._convert(), None
+        return self._rgb
 
     @property
     def width(self) -> int:
@@ -77,6 +97,9 @@ class SourceFrame:
     @property
     def height(self) -> int:
         return int(self.rgb.shape[0])
+
+    def __repr__(self) -> str:
+        return f"SourceFrame(index={self.index}, wall_ts={self.wall_ts:.3f}, pts={self.pts})"
 
 
 @dataclass(frozen=True)

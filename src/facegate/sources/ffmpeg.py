@@ -15,6 +15,7 @@ A source is used from ONE thread: closing a container while another thread is in
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -250,12 +251,9 @@ class AvSource:
             if index % self.stride:
                 continue
             self._check_pixels(int(frame.width), int(frame.height))
-            try:
-                rgb = frame.to_ndarray(format="rgb24")
-            except Exception as exc:
-                raise self._error(exc, opening=False, started=wall_ts) from None
             pts = float(frame.time) if frame.time is not None else None
-            return SourceFrame(index=index, wall_ts=wall_ts, pts=pts, rgb=rgb)
+            # converted to RGB only if someone takes it: a live reader drops most frames unconverted
+            return SourceFrame(index, wall_ts, pts, convert=functools.partial(frame.to_ndarray, format="rgb24"))
 
     def close(self) -> None:
         """Close the container; call it from the thread that reads (idempotent)."""
