@@ -73,6 +73,18 @@ def rtsp_unavailable() -> str | None:
     return None
 
 
+def require_rtsp() -> None:
+    """Skip the test when the RTSP server cannot run here, with the reason; fail instead in CI (``CI=true``)."""
+    import pytest
+
+    why = rtsp_unavailable()
+    if why is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the RTSP test server is required in CI: {why}")
+    pytest.skip(why)
+
+
 class RtspServer:
     """``tests/rtsp_server.py`` in a subprocess on 127.0.0.1:``port``; mount ``/clip``."""
 

@@ -15,19 +15,10 @@ from collections import defaultdict
 
 import pytest
 
-from camera_servers import RtspServer, rtsp_unavailable
+from camera_servers import RtspServer, require_rtsp
 
 LEASE_S = 6.0  # the default
 CAMERAS = 4
-
-
-def require_rtsp() -> None:
-    why = rtsp_unavailable()
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the RTSP test server is required in CI: {why}")
-    pytest.skip(why)
 
 
 def start_worker(env: dict) -> subprocess.Popen:

@@ -11,7 +11,7 @@ CI (``CI=true``), where they fail.
 from __future__ import annotations
 
 import io
-import os
+import itertools
 import time
 from collections import defaultdict
 
@@ -21,16 +21,7 @@ from PIL import Image
 
 from api_server import running_server
 from camera_clips import enrol_clip_people, slideshow
-from camera_servers import MjpegServer, RtspServer, rtsp_unavailable
-
-
-def require_rtsp() -> None:
-    why = rtsp_unavailable()
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the RTSP test server is required in CI: {why}")
-    pytest.skip(why)
+from camera_servers import MjpegServer, RtspServer, require_rtsp
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +66,8 @@ def camera(base: str, camera_id: str) -> dict:
 
 def test_an_rtsp_camera_follows_the_clip_and_comes_back_after_an_outage(service):
     require_rtsp()
-    _, base = service
+    app, base = service
+    events = app.state.runtime.bus.subscribe("test", maxsize=10_000)
     server = RtspServer()
     server.start()
     try:
@@ -98,6 +90,17 @@ def test_an_rtsp_camera_follows_the_clip_and_comes_back_after_an_outage(service)
         print(f"rtsp camera: live after {to_live:.1f} s; {report}")
         assert report["wrong"] == [], report
         assert report["right_seconds"] >= 0.95 * report["seconds"], report
+
+        # events: one `recognized` per presence (the cooldown), in the clip's order, none for a wrong person
+        mine = [e for e in events.drain() if e.source == f"camera:{camera_id}"]
+        recognized = [e for e in mine if e.kind == "recognized"]
+        names = [e.name for e in recognized]
+        assert len(names) >= 5 and all(a != b for a, b in itertools.pairwise(names)), names
+        order = ["Colin Powell", "Tony Blair", "Hugo Chavez"]
+        assert all(order[(order.index(a) + 1) % 3] == b for a, b in itertools.pairwise(names)), names
+        assert all(e.decision == "PASS" and e.confidence > 0.5 and e.person_id for e in recognized)
+        assert [e.name for e in mine if e.kind == "left"], [e.kind for e in mine]
+        app.state.runtime.bus.unsubscribe(events)
 
         stats = camera(base, camera_id)["stats"]
         assert 4.0 <= stats["processed_fps"] <= 5.5 and stats["dropped"] > 0, stats  # 25 fps in, 5 processed

@@ -264,7 +264,8 @@ def test_live_page_names_enrolled_people_and_says_unknown(playwright, server, ap
     for name, (first_ms, others) in seen.items():
         assert first_ms is not None, f"{name} was never shown while on camera"
         assert first_ms <= 2000, f"{name} shown {first_ms:.0f} ms after appearing"
-        assert not (others - {"unknown"}), f"while {name} was on camera the page also showed {others}"
+        # "pending": a face the server's track has not decided yet ("… checking"), never a wrong name
+        assert not (others - {"unknown", "pending"}), f"while {name} was on camera the page also showed {others}"
     assert "fps" in stats and "latency" in stats
 
 
@@ -452,7 +453,7 @@ def test_every_page_passes_axe_and_is_keyboard_reachable(playwright, server, tmp
         page.wait_for_url("**/#/enrol")
         # focus moves to the new page's heading, so screen readers announce it
         page.wait_for_function("document.activeElement.tagName === 'H1'", timeout=5_000)
-        for route in ("live", "enrol", "upload", "people", "collections", "help"):
+        for route in ("live", "enrol", "upload", "people", "collections", "cameras", "help"):
             page.goto(f"/#/{route}")
             page.get_by_role("heading", level=1).first.wait_for()
             page.wait_for_timeout(300)
@@ -644,7 +645,8 @@ TOO_WIDE = """() => [...document.querySelectorAll("body *")]
 
 def test_no_page_overflows_sideways_on_a_phone(playwright, server, api):
     someone = api.get("/v1/people", params={"limit": 1}).json()["items"]
-    routes = ["live", "enrol", "upload", "people", "collections", "help"] + [f"people/{p['id']}" for p in someone]
+    pages = ["live", "enrol", "upload", "people", "collections", "cameras", "help"]
+    routes = pages + [f"people/{p['id']}" for p in someone]
     wide = "document.documentElement.scrollWidth <= window.innerWidth"
     overflowing = []
     with browser_page(playwright, server, viewport=(390, 844)) as page:

@@ -30,7 +30,7 @@ from facegate.sources.base import Backoff, SourceFrame
 from facegate.sources.reader import LatestFrameReader
 from facegate.sources.registry import open_source
 from facegate.store.records import Camera
-from facegate.stream.types import CHANGED, IDENTIFIED, LOST, FusedDecision, TrackUpdate
+from facegate.stream.types import LOST
 from facegate.vision.draw import confidence_colour, draw_boxes
 from facegate.vision.image import ImageLimits, encode_jpeg
 
@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 
 PREVIEW_IDLE_S = 10.0  # the preview is drawn while someone asked for it in the last this many seconds
 POLL_S = 0.01  # how often the loop looks for a frame when none is waiting
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A person in front of the camera: on which track, where, and when last seen (both clocks)."""
+
+    name: str | None
+    track_id: int
+    box: list[float]
+    ts: float  # monotonic
+    wall_ts: float
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class CameraRunner:
         self._watched_at = -PREVIEW_IDLE_S
         self._drawn_at = 0.0
         self._announced: set[int] = set()  # tracks already reported as an unknown event
+        self._present: dict[str, Presence] = {}  # people named lately, by person id
         self._last_state: str | None = None
         # monotonic time the manager's lease on this camera ends: past it, frames are not processed
         # (another worker may have taken the camera), so a camera is never decided by two processes
@@ -120,7 +132,7 @@ class CameraRunner:
             while frame is None:
                 await asyncio.sleep(POLL_S)
                 frame = self.reader.take(timeout=0)
-            due = max(due + interval, time.monotonic())
+            due = max(due, time.monotonic()) + interval  # a cap: two frames are never closer than the interval
             if time.monotonic() > self.lease_until:  # this process may no longer own the camera: no decision
                 continue
             drawing = self._preview_due()
@@ -188,34 +200,35 @@ class CameraRunner:
                 self._preview_changed.notify_all()
 
     def _events(self, result: TrackedFrame, frame_wall: float) -> None:
-        collection = self.camera.collection
+        """``recognized`` when a person is named after an absence of the cooldown, ``left`` once they have not
+        been seen for the cooldown (stamped when last seen), ``unknown`` once per track nobody could name."""
         for face in result.faces:
-            fused = face.fused
-            if fused.is_match and self.cooldown.seen(fused.person_id, result.ts):
-                self._emit("recognized", frame_wall, face.track_id, fused, face.box.to_list())
-            elif fused.status == "unknown" and fused.reason == "no_match" and face.track_id not in self._announced:
-                self._announced.add(face.track_id)
-                self._emit("unknown", frame_wall, face.track_id, fused, face.box.to_list())
+            fused, box, track = face.fused, face.box.to_list(), face.track_id
+            if fused.is_match:
+                if self.cooldown.seen(fused.person_id, result.ts):
+                    self._emit("recognized", frame_wall, track, fused.person_id, fused.name, fused.confidence, box)
+                self._present[fused.person_id] = Presence(fused.name, track, box, result.ts, frame_wall)
+            elif fused.status == "unknown" and fused.reason == "no_match" and track not in self._announced:
+                self._announced.add(track)
+                self._emit("unknown", frame_wall, track, None, None, fused.confidence, box)
+        for person_id, seen in list(self._present.items()):
+            if result.ts - seen.ts >= self.camera.cooldown_s:
+                del self._present[person_id]
+                self._emit("left", seen.wall_ts, seen.track_id, person_id, seen.name, None, seen.box)
         for update in result.updates:
             if update.kind == LOST:
                 self._announced.discard(update.track_id)
-                if update.person_id:
-                    self._emit("left", frame_wall, update.track_id, None, update.box.to_list(), update)
-            elif update.kind in (IDENTIFIED, CHANGED):
-                log.debug("camera %s: track %s %s %s", collection, update.track_id, update.kind, update.name)
 
     def _emit(
         self,
         kind: str,
         ts: float,
         track_id: int,
-        fused: FusedDecision | None,
+        person_id: str | None,
+        name: str | None,
+        confidence: float | None,
         box: list[float],
-        update: TrackUpdate | None = None,
     ) -> None:
-        person_id = fused.person_id if fused else update.person_id
-        name = fused.name if fused else update.name
-        confidence = fused.confidence if fused else update.confidence
         decision = {"recognized": "PASS", "unknown": "REJECT", "left": "NO_FACE"}[kind]
         self.bus.publish(
             Event(
@@ -227,7 +240,7 @@ class CameraRunner:
                 track_id=track_id,
                 person_id=person_id,
                 name=name,
-                confidence=round(confidence, 4),
+                confidence=None if confidence is None else round(confidence, 4),
                 decision=decision,
                 box=tuple(box),
             )

@@ -122,6 +122,31 @@ export class UrlBag {
   }
 }
 
+/**
+ * GET ``path`` with the key in a header (never in the URL) and resolve the Response itself, for
+ * bodies read as they arrive (e.g. an MJPEG stream) or as a blob. Refusals throw like api().
+ */
+export async function apiResponse(path, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: headers(), signal, cache: "no-store" });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiProblem(0, "network", "the server cannot be reached");
+  }
+  if (response.status === 401) listeners.forEach((fn) => fn());
+  if (!response.ok) {
+    let problem = {};
+    try {
+      problem = await response.json();
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiProblem(response.status, problem.code, problem.detail || response.statusText);
+  }
+  return response;
+}
+
 /** Show a same-origin image that needs the API key (e.g. a face chip) in ``img``. */
 export async function showProtectedImage(img, path, bag) {
   const response = await fetch(path, { headers: headers() });

@@ -2,6 +2,7 @@
 
 import { api, apiKey, collection, onUnauthorized } from "./api.js";
 import { h } from "./dom.js";
+import * as cameras from "./cameras.js";
 import * as collections from "./collections.js";
 import * as enrol from "./enrol.js";
 import * as help from "./help.js";
@@ -15,6 +16,7 @@ const ROUTES = {
   upload: { title: "Upload", render: upload.render },
   people: { title: "People", render: (root, id) => (id ? people.renderPerson(root, id) : people.renderList(root)) },
   collections: { title: "Collections", render: collections.render },
+  cameras: { title: "Cameras", render: cameras.render },
   help: { title: "Help", render: help.render },
 };
 const SEEN_GUIDE = "facegate.seenGuide";

@@ -79,8 +79,14 @@ export function fileCounts(files) {
   return `${added} added, ${(files || []).length - added} skipped`;
 }
 
-/** A face's decision as the overlay shows it: label, confidence (0-1) and colour class. */
+/**
+ * A face's decision as the overlay shows it: label, confidence (0-1) and colour class. Takes a
+ * frame's decision or a stream track's (``status`` match, unknown, or pending: not decided yet).
+ */
 export function describeDecision(decision) {
+  if (decision && decision.status === "pending") {
+    return { name: "pending", label: "…", confidence: decision.confidence || 0, tone: "pending" };
+  }
   if (!decision || decision.status !== "match") {
     return { name: "unknown", label: "Unknown", confidence: decision ? decision.confidence : 0, tone: "low" };
   }
@@ -101,10 +107,11 @@ export function faceBox(box, frameWidth, frameHeight, { name, label, confidence,
       "data-name": name,
       "data-confidence": confidence.toFixed(2),
       role: "img",
-      "aria-label": name === "unknown" ? "Unknown face" : `${label}, ${percent(confidence)} confidence`,
+      "aria-label":
+        name === "unknown" ? "Unknown face" : name === "pending" ? "Face being checked" : `${label}, ${percent(confidence)} confidence`,
       ...extra,
     },
-    h("span", { class: "label" }, prefix + (name === "unknown" ? "Unknown" : `${label} ${percent(confidence)}`)),
+    h("span", { class: "label" }, prefix + (name === "unknown" ? "Unknown" : name === "pending" ? "… checking" : `${label} ${percent(confidence)}`)),
   );
   placeBox(el, box, frameWidth, frameHeight);
   return el;

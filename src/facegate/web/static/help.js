@@ -13,6 +13,7 @@ export function render(root) {
       h("li", {}, h("strong", {}, "Recognise photos. "), h("a", { href: "#/upload" }, "Upload"), " photos to see every face named; add a face to a person or start a new person from it. A ZIP with a folder per person enrols everyone at once."),
       h("li", {}, h("strong", {}, "Manage people. "), h("a", { href: "#/people" }, "People"), " lists everyone; a person's page renames them, adds photos, removes a face template or deletes the person with all their data."),
       h("li", {}, h("strong", {}, "Keep separate galleries. "), h("a", { href: "#/collections" }, "Collections"), " creates, renames and deletes collections (deleting one erases everyone in it, after you confirm); the Collection picker at the top chooses the one every page works in."),
+      h("li", {}, h("strong", {}, "Watch cameras. "), h("a", { href: "#/cameras" }, "Cameras"), " adds IP cameras (RTSP or HTTP MJPEG) or cameras attached to the server; the server watches them all the time and each shows its live view, its state and who is in front of it now."),
     ),
     h("h2", {}, "Good to know"),
     h(

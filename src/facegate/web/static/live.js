@@ -115,7 +115,8 @@ export function render(root) {
       if (paused) return; // an answer that was on its way when the user paused
       rates.answers.tick();
       frameSize = { width: msg.width, height: msg.height };
-      draw(tracker.update(msg.faces.map((f) => ({ box: f.box, decision: f.decision }))));
+      // the server's track decides (fused over the face's frames); a frame's own decision only without one
+      draw(tracker.update(msg.faces.map((f) => ({ id: f.track_id, box: f.box, decision: f.track || f.decision }))));
       showStats(msg);
     } else if (msg.type === "error") {
       inFlight = null;
@@ -156,6 +157,7 @@ export function render(root) {
     people.replaceChildren(
       ...faces.map((f) => {
         const d = describeDecision(f.decision);
+        if (d.name === "pending") return h("li", {}, "… (checking who this is)");
         return h("li", {}, d.name === "unknown" ? "Unknown person" : `${d.label} (${percent(d.confidence)})`);
       }),
     );
