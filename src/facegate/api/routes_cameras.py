@@ -28,7 +28,8 @@ def _visible(request: Request, camera: Camera) -> Camera:
 def list_cameras(request: Request) -> list[CameraOut]:
     """Every camera the key may see, with its state and statistics."""
     key = getattr(request.state, "api_key", None)
-    views = runtime_of(request).cameras.views()
+    runtime = runtime_of(request)
+    views = runtime.cameras.views(runtime.camera_manager.statuses() if runtime.camera_manager else None)
     return [CameraOut.of(v) for v in views if key is None or key.reaches(v.camera.collection)]
 
 
@@ -41,8 +42,10 @@ def add_camera(request: Request, body: CameraCreate) -> CameraOut:
 
 @router.get("/{camera_id}", response_model=CameraOut, dependencies=viewer)
 def get_camera(request: Request, camera_id: str) -> CameraOut:
-    cameras = runtime_of(request).cameras
-    return CameraOut.of(cameras.view(_visible(request, cameras.get(camera_id))))
+    runtime = runtime_of(request)
+    camera = _visible(request, runtime.cameras.get(camera_id))
+    fresh = runtime.camera_manager.statuses().get(camera_id) if runtime.camera_manager else None
+    return CameraOut.of(runtime.cameras.view(camera, fresh))
 
 
 @router.patch("/{camera_id}", response_model=CameraOut, dependencies=admin)

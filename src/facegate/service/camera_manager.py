@@ -22,7 +22,7 @@ from facegate.service.camera_runner import CameraRunner
 from facegate.service.pipeline import FrameProcessor
 from facegate.service.scheduler import FairScheduler
 from facegate.store.cameras import CameraStore
-from facegate.store.records import Camera
+from facegate.store.records import Camera, CameraStatus
 from facegate.vision.image import ImageLimits
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,19 @@ class CameraManager:
         await runner.stop()
         log.info("camera %s stopped by %s", runner.camera.name, self.worker)
 
-    async def _report(self) -> None:
+    def statuses(self) -> dict[str, CameraStatus]:
+        """The status of the cameras running here, as of now (the store's copy is up to a second old)."""
+        now = time.time()
+        out = {}
         for camera_id, runner in list(self._runners.items()):
             state, error, stats = runner.status()
-            await asyncio.to_thread(self.store.report, camera_id, self.worker, state, error, stats, runner.latest())
+            code, detail = error if error else (None, None)
+            out[camera_id] = CameraStatus(camera_id, self.worker, state, code, detail, stats, runner.latest(), now)
+        return out
+
+    async def _report(self) -> None:
+        for camera_id, status in self.statuses().items():
+            error = (status.error_code, status.error_detail) if status.error_code else None
+            await asyncio.to_thread(
+                self.store.report, camera_id, self.worker, status.state, error, status.stats, status.latest
+            )

@@ -132,7 +132,9 @@ class CameraRunner:
             while frame is None:
                 await asyncio.sleep(POLL_S)
                 frame = self.reader.take(timeout=0)
-            due = max(due, time.monotonic()) + interval  # a cap: two frames are never closer than the interval
+            # on schedule (taken up to a quarter interval late): exactly ``fps``; after a stall, no burst
+            # to catch up: two frames are never closer than three quarters of the interval
+            due = max(due + interval, time.monotonic() + 0.75 * interval)
             if time.monotonic() > self.lease_until:  # this process may no longer own the camera: no decision
                 continue
             drawing = self._preview_due()

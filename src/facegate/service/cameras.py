@@ -73,8 +73,9 @@ class Cameras:
         state = "unknown" if age > STALE_AFTER_LEASES * self._settings.camera_lease else status.state
         return CameraView(camera, state, status.error_code, status.error_detail, status.worker, status.stats, age)
 
-    def views(self) -> list[CameraView]:
-        statuses = self._store.statuses()
+    def views(self, fresh: dict[str, CameraStatus] | None = None) -> list[CameraView]:
+        """Every camera with its status: ``fresh`` ones (of the cameras this process runs) before the store's."""
+        statuses = {**self._store.statuses(), **(fresh or {})}
         return [self.view(c, statuses.get(c.id)) for c in self._store.list()]
 
     def latest(self, camera_id: str) -> dict:
