@@ -73,13 +73,18 @@ def test_a_collection_watched_by_a_camera_is_not_deleted(cameras):
     assert "lobby" not in store.collections()
 
 
-def test_leases_share_the_cameras_between_workers_and_expire(cameras):
+def test_leases_share_the_cameras_between_workers_and_expire(cameras, monkeypatch):
+    import facegate.store.cameras as camera_store
+
+    monkeypatch.setattr(camera_store, "HANDOVER_GRACE_S", 0.3)
     cams, _ = cameras
     ids = [cams.create(CameraFields(name=f"c{i}", url=f"rtsp://h/{i}"), **DEFAULTS).id for i in range(5)]
     cams.update(ids[4], CameraFields(enabled=False))
     assert sorted(cams.claim("w1", lease_s=30)) == sorted(ids[:4])  # alone: every enabled camera
     assert cams.claim("w2", lease_s=30) == []  # all held; but w2 now counts among the workers alive
-    first = cams.claim("w1", lease_s=30)  # w1 gives up what exceeds its share
+    first = cams.claim("w1", lease_s=30)  # w1 gives up what exceeds its share...
+    assert cams.claim("w2", lease_s=30) == []  # ...after a grace in which it stops them
+    time.sleep(0.4)
     second = cams.claim("w2", lease_s=30)
     assert len(first) == len(second) == 2 and set(first) | set(second) == set(ids[:4])
     before = {c.id: c for c in cams.list()}

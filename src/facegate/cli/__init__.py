@@ -10,6 +10,7 @@ from facegate.cli import (  # noqa: F401  (commands register)
     enrol,
     people,
     recognize,
+    video,
 )
 from facegate.cli.common import app
 

@@ -1,0 +1,80 @@
+"""Video files: speed against real time, the timeline against the truth, peak memory.
+
+    python bench/video.py
+
+The 640x480 25 fps one-face slideshow (``../shared/data/video/slideshow_lfw3ids_640x480.mp4``,
+its three people enrolled from other photos of ``tests/data``; its ``.timeline.csv`` is the
+truth) and the 1080p crowd clip (``facenet_pytorch__video.mp4``), each analysed once in this
+process with the defaults (``facegate video``: ~10 frames analysed per second of video, every
+frame decoded). A second is right when the person the timeline names covers at least half of
+it, wrong when another person covers more than 0.3 s of it.
+
+Last line: ``video_x_realtime=… video_x_realtime_1080p=… timeline_seconds_right=… timeline_wrong_seconds=…
+video_peak_rss_mb=…`` (targets of issue 15: >= 15x real time at 640x480 (the specification
+claims 2x), >= 3x for the 1080p crowd, timeline >= 0.95 right and 0 wrong, peak RSS < 500 MB).
+"""
+
+from __future__ import annotations
+
+import csv
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from camera_clips import enrol_clip_people  # noqa: E402
+
+VIDEO = ROOT.parent / "shared" / "data" / "video"
+SLIDESHOW, CROWD = VIDEO / "slideshow_lfw3ids_640x480.mp4", VIDEO / "facenet_pytorch__video.mp4"
+
+
+def main() -> None:
+    from facegate.config import load_settings
+    from facegate.service.runtime import Runtime
+    from facegate.service.video import VideoAnalysis
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = Runtime.build(load_settings().with_values(data_dir=tmp))
+        runtime.warmup()
+        enrol_clip_people(runtime)
+        analysis = VideoAnalysis(runtime.processor, max_pixels=runtime.settings.limits.max_image_pixels)
+        result = analysis.run(str(SLIDESHOW))
+        with open(SLIDESHOW.with_suffix(".timeline.csv")) as f:
+            truth = [
+                (float(r["start_s"]), float(r["end_s"]), r["identity"].replace("_", " ")) for r in csv.DictReader(f)
+            ]
+        seconds = int(result.video.duration_s)
+        right = wrong = 0
+        for s in range(seconds):
+            who = next(name for start, end, name in truth if start <= s + 0.5 < end)
+            cover = {
+                a.label: sum(max(0.0, min(g.end_s, s + 1) - max(g.start_s, s)) for g in a.segments)
+                for a in result.people
+            }
+            right += cover.get(who, 0) >= 0.5
+            wrong += any(c > 0.3 for name, c in cover.items() if name != who)
+        speed = result.video.duration_s / result.processing_s
+        print(
+            f"slideshow frames={result.video.frames} analysed={result.video.analysed} "
+            f"processing_s={result.processing_s:.2f} x_realtime={speed:.1f} right={right}/{seconds} wrong={wrong}",
+            flush=True,
+        )
+        crowd = analysis.run(str(CROWD))
+        crowd_speed = crowd.video.duration_s / crowd.processing_s
+        print(
+            f"crowd frames={crowd.video.frames} analysed={crowd.video.analysed} processing_s={crowd.processing_s:.2f} "
+            f"x_realtime={crowd_speed:.2f} named={len(crowd.people)} unknown_groups={len(crowd.unknown)}",
+            flush=True,
+        )
+        runtime.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"video_x_realtime={speed:.1f} video_x_realtime_1080p={crowd_speed:.2f} "
+        f"timeline_seconds_right={right / seconds:.2f} timeline_wrong_seconds={wrong} video_peak_rss_mb={peak_mb:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
