@@ -9,8 +9,9 @@ job in a thread pool (the event loop never runs model code) and hand the result 
 Because a slot is queued at most once, the FIFO is round-robin over clients: a client
 sending 100 frames a second gets no more turns than one sending 5.
 
-Two priorities: interactive clients (HTTP requests, browser streams) are served before
-background work (cameras); within a priority, turns are round-robin. A busy camera can
+Three priorities: interactive clients (HTTP requests, browser streams) are served before
+background work (cameras), and both before batch work (video files); within a priority,
+turns are round-robin. A busy camera can
 therefore not slow down a person at the browser; cameras share what is left, each
 dropping its stale frames.
 """
@@ -28,7 +29,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Any, Any, BaseException | None], Awaitable[None]]
-INTERACTIVE, BACKGROUND = 0, 1
+INTERACTIVE, BACKGROUND, BATCH = 0, 1, 2  # HTTP and browser streams; cameras; video files
 
 
 @dataclass
@@ -52,7 +53,7 @@ class FairScheduler:
     def __init__(self, threads: int = 1, on_drop: Callable[[], None] | None = None) -> None:
         self.threads = threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="facegate-infer")
-        self._ready: tuple[deque[Slot], deque[Slot]] = (deque(), deque())  # by priority
+        self._ready: tuple[deque[Slot], ...] = (deque(), deque(), deque())  # by priority
         self._wakeup: asyncio.Condition | None = None
         self._workers: list[asyncio.Task] = []
         self.on_drop = on_drop  # called for every dropped frame (metrics)

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,11 @@ from facegate.vision.draw import confidence_colour, draw_boxes
 from facegate.vision.types import Box
 
 Progress = Callable[[int, int | None], None]  # (frames read, frames in the file or None)
+Execute = Callable[..., Any]  # execute(fn, *args) -> fn(*args), wherever it runs
+
+
+def _here(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 @dataclass(frozen=True)
@@ -156,9 +162,15 @@ class VideoAnalysis:
         progress: Progress | None = None,
         cancelled: Callable[[], bool] | None = None,
         draw: str | None = None,
+        execute: Execute | None = None,
     ) -> VideoResult:
         """The timeline of a video file (raises ``SourceError`` for a file that is not a readable video);
-        with ``draw``, also an MP4 of every frame with the current tracks' boxes, names and confidence."""
+        with ``draw``, also an MP4 of every frame with the current tracks' boxes, names and confidence.
+
+        ``execute(fn, *args)`` runs each analysed frame's work (default: here): a server passes one
+        that queues it on the scheduler at video priority, after cameras and interactive clients.
+        """
+        execute = execute or _here
         started = time.perf_counter()
         probe = AvSource(path, live=False, max_pixels=self.max_pixels)
         info = probe.open()
@@ -186,7 +198,7 @@ class VideoAnalysis:
                 t = frame.index / fps
                 rgb = frame.rgb
                 height, width = rgb.shape[:2]
-                result = session.process(rgb, t)
+                result = execute(session.process, rgb, t)
                 analysed += 1
                 shown = result.faces if result else []
                 if writer is not None:
