@@ -1,6 +1,6 @@
 """One configuration for the CLI and the server: defaults < TOML file < ``FACEGATE_*`` variables < flags.
 
-Every setting lives in one section (engine, store, limits, server, stream, cameras) and has one
+Every setting lives in one section (engine, store, limits, server, stream, cameras, videos) and has one
 name, unique across sections, so ``FACEGATE_<NAME>`` sets it and so does ``name = ...``
 under ``[section]`` in the TOML file named by ``FACEGATE_CONFIG`` (or ``--config``).
 :func:`load_settings` reads them once and records where each value came from, which
@@ -165,6 +165,23 @@ class CameraSettings:
         _at_least("camera_min_face_px", self.camera_min_face_px, 0)
 
 
+@dataclass(frozen=True)
+class VideoSettings:
+    """Video files analysed as background jobs (``/v1/videos``, ``facegate video``)."""
+
+    run_videos: bool = True  # this process runs queued video jobs
+    max_video_bytes: int = 2 * 1024**3  # an upload over this is refused (413 video_too_large)
+    max_video_seconds: float = 4 * 3600.0  # a longer video is refused (422 video_too_long)
+    video_analysis_fps: float = 10.0  # frames analysed per second of video (all of them below)
+    video_retention_days: float = 7.0  # uploads and results are deleted this long after the job ended
+    video_lease: float = 30.0  # a job whose process stops renewing this long is taken over (or failed)
+
+    def __post_init__(self) -> None:
+        for name in ("max_video_bytes", "max_video_seconds", "video_analysis_fps", "video_lease"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("video_retention_days", self.video_retention_days, 0)
+
+
 SECTIONS: dict[str, type] = {
     "engine": EngineSettings,
     "store": StoreSettings,
@@ -172,6 +189,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "stream": StreamSettings,
     "cameras": CameraSettings,
+    "videos": VideoSettings,
 }
 
 
@@ -185,6 +203,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
     cameras: CameraSettings = field(default_factory=CameraSettings)
+    videos: VideoSettings = field(default_factory=VideoSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property

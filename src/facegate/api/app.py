@@ -13,7 +13,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facegate import __version__
-from facegate.api import problems, routes_cameras, routes_people, routes_recognition, routes_system, stream
+from facegate.api import (
+    problems,
+    routes_cameras,
+    routes_people,
+    routes_recognition,
+    routes_system,
+    routes_videos,
+    stream,
+)
 from facegate.api.docs import mount_docs
 from facegate.api.metrics import Metrics
 from facegate.api.problems import ApiError
@@ -31,23 +39,26 @@ ZIP_FRAMING = 64 * 1024  # room for the multipart framing around an archive of m
 class BodyLimit:
     """Refuses request bodies over a limit with 413 ``request_too_large``: by Content-Length up front, else
     (``Transfer-Encoding: chunked``) as soon as the bytes read pass it. ``per_path`` gives some paths their
-    own limit (the ZIP upload); every other path has ``limit``.
+    own limit (the ZIP and video uploads), and optionally its own code; every other path has ``limit``.
 
     The refusal is sent from here, not raised through the app, so it is a 413 whatever reads the body
     (a route, FastAPI's body parsing, a middleware's task group); the app's own answer is dropped.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, per_path: Mapping[str, int] | None = None) -> None:
-        self.app, self.limit, self.per_path = app, limit, dict(per_path or {})
+    def __init__(self, app: ASGIApp, limit: int, per_path: Mapping[str, int | tuple[int, str]] | None = None) -> None:
+        self.app, self.limit = app, limit
+        self.per_path = {
+            p: v if isinstance(v, tuple) else (v, "request_too_large") for p, v in (per_path or {}).items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.per_path.get(scope["path"], self.limit)
+        limit, code = self.per_path.get(scope["path"], (self.limit, "request_too_large"))
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response = problems.problem(
-                413, "request_too_large", f"the body is {int(declared)} bytes; the limit is {limit}", scope["path"]
+                413, code, f"the body is {int(declared)} bytes; the limit is {limit}", scope["path"]
             )
             return await response(scope, receive, send)
         seen, started, refused = 0, False, False
@@ -61,8 +72,8 @@ class BodyLimit:
                     detail = f"the body is over the limit of {limit} bytes"
                     if not started:
                         refused = True
-                        await problems.problem(413, "request_too_large", detail, scope["path"])(scope, receive, send)
-                    raise ApiError(detail, code="request_too_large")
+                        await problems.problem(413, code, detail, scope["path"])(scope, receive, send)
+                    raise ApiError(detail, code=code)
             return message
 
         async def guarded(message: Message) -> None:
@@ -155,6 +166,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         routes_people.router,
         routes_recognition.router,
         routes_cameras.router,
+        routes_videos.router,
     ):
         app.include_router(router)
     app.include_router(stream.router)
@@ -162,7 +174,12 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     mount_ui(app)
     limits = settings.limits
     app.add_middleware(
-        BodyLimit, limit=limits.max_request_bytes, per_path={"/v1/enroll/zip": limits.max_zip_bytes + ZIP_FRAMING}
+        BodyLimit,
+        limit=limits.max_request_bytes,
+        per_path={
+            "/v1/enroll/zip": limits.max_zip_bytes + ZIP_FRAMING,
+            "/v1/videos": (settings.videos.max_video_bytes + ZIP_FRAMING, "video_too_large"),
+        },
     )
     app.add_middleware(Timing, metrics=metrics)  # outside BodyLimit: observes the status the client got
     if settings.server.cors_origins:

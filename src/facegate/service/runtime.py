@@ -20,7 +20,7 @@ from facegate.config import Settings
 from facegate.events.bus import EventBus
 from facegate.gallery.decision import DecisionPolicy
 from facegate.service.archives import Archives
-from facegate.service.camera_manager import CameraManager
+from facegate.service.camera_manager import CameraManager, worker_name
 from facegate.service.cameras import Cameras
 from facegate.service.enrolment import Enrolment
 from facegate.service.indexes import IndexRegistry
@@ -29,11 +29,13 @@ from facegate.service.people import People
 from facegate.service.pipeline import FrameProcessor
 from facegate.service.recognition import Recognition
 from facegate.service.scheduler import FairScheduler
+from facegate.service.video_jobs import VideoJobRunner, VideoJobs
 from facegate.store.cameras import CameraStore
 from facegate.store.db import current_revision, make_engine, upgrade
 from facegate.store.keys import KeyStore
 from facegate.store.refkeys import RefKeys
 from facegate.store.repository import Store
+from facegate.store.videos import VideoJobStore
 from facegate.vision.engine import EngineConfig, FaceEngine
 from facegate.vision.image import ImageLimits
 
@@ -73,6 +75,8 @@ class Runtime:
         self.cameras = Cameras(CameraStore(store), settings.cameras)
         self.bus = EventBus()
         self.camera_manager: CameraManager | None = None  # started by start(cameras=True)
+        self.videos = VideoJobs(VideoJobStore(store), settings)
+        self.video_runner: VideoJobRunner | None = None  # started by start(videos=True)
         self.ready = False
 
     @classmethod
@@ -117,10 +121,16 @@ class Runtime:
         """Recompute templates of other models with this process's engine (see ``Archives.reembed``)."""
         return self.archives.reembed(self.engine, collection, progress)
 
-    async def start(self, warm: bool = True, cameras: bool | None = None) -> asyncio.Task | None:
+    async def start(
+        self, warm: bool = True, cameras: bool | None = None, videos: bool | None = None
+    ) -> asyncio.Task | None:
         """Run the scheduler; with ``warm``, load the models in its turn (returns that task); with
-        ``cameras`` (default: the ``cameras.run_cameras`` setting), run this process's share of the cameras."""
+        ``cameras`` (default: the ``cameras.run_cameras`` setting), run this process's share of the cameras;
+        with ``videos`` (default: ``videos.run_videos``), run queued video jobs."""
         await self.scheduler.start()
+        if videos if videos is not None else self.settings.videos.run_videos:
+            self.video_runner = VideoJobRunner(self.videos, self.processor, self.scheduler, worker_name())
+            await self.video_runner.start()
         if cameras if cameras is not None else self.settings.cameras.run_cameras:
             self.camera_manager = CameraManager(
                 CameraStore(self.store),
@@ -137,6 +147,8 @@ class Runtime:
         return asyncio.create_task(self.scheduler.run(self.warmup))
 
     async def stop(self) -> None:
+        if self.video_runner is not None:
+            await self.video_runner.stop()
         if self.camera_manager is not None:
             await self.camera_manager.stop()
         await self.scheduler.stop()

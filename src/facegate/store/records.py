@@ -229,3 +229,29 @@ class CameraFields:
             raise refuse(f"cooldown_s must be in [0, {MAX_COOLDOWN_S:g}]")
         if self.min_face_px is not None and not 0 <= self.min_face_px <= 4096:
             raise refuse("min_face_px must be in [0, 4096]")
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """A video file being (or to be) analysed; ``result`` is the timeline once ``state`` is ``done``."""
+
+    id: str
+    name: str
+    collection: str
+    path: str
+    options: dict
+    state: str  # queued, running, done, failed, cancelled
+    progress: float
+    processing_fps: float | None
+    eta_s: float | None
+    attempts: int
+    error_code: str | None
+    error_detail: str | None
+    video: dict | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")

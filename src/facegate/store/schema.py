@@ -175,3 +175,31 @@ class CameraWorkerRow(Base):
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     alive_until: Mapped[float] = mapped_column(Float, nullable=False)  # its last claim plus its lease
+
+
+class VideoJobRow(Base):
+    """A video file to analyse, its progress and, once done, its timeline (``result``, JSON)."""
+
+    __tablename__ = "video_jobs"
+    __table_args__ = (Index("ix_video_jobs_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)  # the uploaded file's name
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), nullable=False)
+    path: Mapped[str] = mapped_column(String(1000), nullable=False)
+    options: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)  # queued running done failed cancelled
+    progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    processing_fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    eta_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    video: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
