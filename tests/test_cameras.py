@@ -101,6 +101,11 @@ def test_an_rtsp_camera_follows_the_clip_and_comes_back_after_an_outage(service)
         assert all(e.decision == "PASS" and e.confidence > 0.5 and e.person_id for e in recognized)
         assert [e.name for e in mine if e.kind == "left"], [e.kind for e in mine]
         app.state.runtime.bus.unsubscribe(events)
+        time.sleep(0.5)  # the log writes in batches every 0.1 s
+        logged = httpx.get(
+            f"{base}/v1/events", params={"source": f"camera:{camera_id}", "kind": "recognized", "limit": 1000}
+        ).json()["events"]
+        assert [e["id"] for e in logged][: len(recognized)] == [e.id for e in recognized]  # the same ids in the log
 
         stats = camera(base, camera_id)["stats"]
         assert 4.0 <= stats["processed_fps"] <= 5.5 and stats["dropped"] > 0, stats  # 25 fps in, 5 processed

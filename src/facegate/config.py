@@ -1,6 +1,6 @@
 """One configuration for the CLI and the server: defaults < TOML file < ``FACEGATE_*`` variables < flags.
 
-Every setting lives in one section (engine, store, limits, server, stream, cameras, videos) and has one
+Every setting lives in one section (engine, store, limits, server, stream, cameras, videos, events) and has one
 name, unique across sections, so ``FACEGATE_<NAME>`` sets it and so does ``name = ...``
 under ``[section]`` in the TOML file named by ``FACEGATE_CONFIG`` (or ``--config``).
 :func:`load_settings` reads them once and records where each value came from, which
@@ -182,6 +182,16 @@ class VideoSettings:
         _at_least("video_retention_days", self.video_retention_days, 0)
 
 
+@dataclass(frozen=True)
+class EventSettings:
+    """The event log (recognitions, unknowns, departures, camera state)."""
+
+    event_retention_days: float = 30.0  # older events are deleted (checked hourly)
+
+    def __post_init__(self) -> None:
+        _at_least("event_retention_days", self.event_retention_days, 0)
+
+
 SECTIONS: dict[str, type] = {
     "engine": EngineSettings,
     "store": StoreSettings,
@@ -190,6 +200,7 @@ SECTIONS: dict[str, type] = {
     "stream": StreamSettings,
     "cameras": CameraSettings,
     "videos": VideoSettings,
+    "events": EventSettings,
 }
 
 
@@ -204,6 +215,7 @@ class Settings:
     stream: StreamSettings = field(default_factory=StreamSettings)
     cameras: CameraSettings = field(default_factory=CameraSettings)
     videos: VideoSettings = field(default_factory=VideoSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property

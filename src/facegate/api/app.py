@@ -16,6 +16,7 @@ from facegate import __version__
 from facegate.api import (
     problems,
     routes_cameras,
+    routes_events,
     routes_people,
     routes_recognition,
     routes_system,
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         routes_recognition.router,
         routes_cameras.router,
         routes_videos.router,
+        routes_events.router,
     ):
         app.include_router(router)
     app.include_router(stream.router)

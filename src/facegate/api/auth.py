@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -70,3 +70,16 @@ def require(scope: str):
         return key
 
     return dependency
+
+
+SUBPROTOCOL, KEY_PROTOCOL = "facegate", "facegate.key."
+
+
+def ws_secret(ws: WebSocket) -> str | None:
+    """A WebSocket's API key: ``Authorization: Bearer``, ``X-API-Key``, the subprotocol ``facegate.key.<key>``
+    (browsers), or ``?api_key=`` (older clients; the access log scrubs it)."""
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    offered = [p[len(KEY_PROTOCOL) :] for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
+    return ws.headers.get("x-api-key") or (offered[0] if offered else None) or ws.query_params.get("api_key")

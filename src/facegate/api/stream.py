@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from facegate.api.auth import check_collection, check_key
+from facegate.api.auth import SUBPROTOCOL, check_collection, check_key, ws_secret
 from facegate.api.problems import ApiError, parse_json
 from facegate.api.schemas import FaceOut, StreamFaceOut, TrackDecisionOut
 from facegate.core.errors import FacegateError
@@ -59,7 +59,6 @@ router = APIRouter()
 
 OUTBOX_SIZE = 16  # answers waiting for a slow reader; beyond, the oldest are dropped
 RECHECK_S = 0.5  # how often an open stream checks that its key is still valid
-SUBPROTOCOL, KEY_PROTOCOL = "facegate", "facegate.key."
 
 
 def updated_options(options: FrameOptions, message: dict) -> FrameOptions:
@@ -91,14 +90,6 @@ class Frame:
     options: FrameOptions
 
 
-def _secret(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    offered = [p[len(KEY_PROTOCOL) :] for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
-    return ws.headers.get("x-api-key") or (offered[0] if offered else None) or ws.query_params.get("api_key")
-
-
 async def _watch_key(ws: WebSocket, runtime: Runtime, secret: str) -> None:
     """Close the stream (4401 ``key_revoked``) once its key no longer authenticates."""
     while True:
@@ -119,7 +110,7 @@ async def stream(ws: WebSocket) -> None:
     runtime, metrics = app.state.runtime, app.state.metrics
     scheduler = runtime.scheduler
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None)
-    secret = _secret(ws)
+    secret = ws_secret(ws)
     options = FrameOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
     try:
         key = await check_key(app, secret, "recognize")

@@ -23,6 +23,7 @@ from facegate.service.archives import Archives
 from facegate.service.camera_manager import CameraManager, worker_name
 from facegate.service.cameras import Cameras
 from facegate.service.enrolment import Enrolment
+from facegate.service.eventlog import EventLogSink, Events
 from facegate.service.indexes import IndexRegistry
 from facegate.service.keys import ApiKeys
 from facegate.service.people import People
@@ -32,6 +33,7 @@ from facegate.service.scheduler import FairScheduler
 from facegate.service.video_jobs import VideoJobRunner, VideoJobs
 from facegate.store.cameras import CameraStore
 from facegate.store.db import current_revision, make_engine, upgrade
+from facegate.store.events import EventLog
 from facegate.store.keys import KeyStore
 from facegate.store.refkeys import RefKeys
 from facegate.store.repository import Store
@@ -76,6 +78,8 @@ class Runtime:
         self.bus = EventBus()
         self.camera_manager: CameraManager | None = None  # started by start(cameras=True)
         self.videos = VideoJobs(VideoJobStore(store), settings)
+        self.events = Events(EventLog(store))
+        self.event_log: EventLogSink | None = None  # started by start()
         self.video_runner: VideoJobRunner | None = None  # started by start(videos=True)
         self.ready = False
 
@@ -128,6 +132,8 @@ class Runtime:
         ``cameras`` (default: the ``cameras.run_cameras`` setting), run this process's share of the cameras;
         with ``videos`` (default: ``videos.run_videos``), run queued video jobs."""
         await self.scheduler.start()
+        self.event_log = EventLogSink(self.bus, self.events.log, self.settings.events.event_retention_days)
+        self.event_log.start()
         if videos if videos is not None else self.settings.videos.run_videos:
             self.video_runner = VideoJobRunner(self.videos, self.processor, self.scheduler, worker_name())
             await self.video_runner.start()
@@ -151,6 +157,8 @@ class Runtime:
             await self.video_runner.stop()
         if self.camera_manager is not None:
             await self.camera_manager.stop()
+        if self.event_log is not None:
+            await asyncio.to_thread(self.event_log.stop)
         await self.scheduler.stop()
         self.close()
 

@@ -255,3 +255,33 @@ class VideoJob:
     @property
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled")
+
+
+EVENT_FIELDS = (
+    "id",
+    "ts",
+    "kind",
+    "source",
+    "collection",
+    "track_id",
+    "person_id",
+    "name",
+    "confidence",
+    "decision",
+    "box",
+    "detail",
+)
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Which events: a time range (Unix seconds), filters, and a cursor (the last id already seen)."""
+
+    since: float | None = None
+    until: float | None = None
+    source: str | None = None
+    person_id: str | None = None
+    kind: str | None = None
+    collection: str | None = None
+    after: str | None = None  # ids sort by time: the next page starts after this one
+    limit: int = 100

@@ -203,3 +203,27 @@ class VideoJobRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EventRow(Base):
+    """One event (``events.types.Event``); ``id`` sorts by time, so it is also the paging cursor."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_ts", "ts"),
+        Index("ix_events_person", "person_id", "ts"),
+        Index("ix_events_source", "source", "ts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ts: Mapped[float] = mapped_column(Float, nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    source: Mapped[str] = mapped_column(String(200), nullable=False)
+    collection: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    track_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    person_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    box: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(500), nullable=True)

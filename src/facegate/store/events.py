@@ -1,0 +1,78 @@
+"""The event log: events appended in batches, queried by time, source, person, kind and collection.
+
+Event ids sort by time (``events.types.event_id``), so a page ends with a cursor: the next
+page is everything after that id. Rows are plain dicts of :data:`records.EVENT_FIELDS`; the
+store knows nothing of the event types above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from sqlalchemy import delete, insert, select
+
+from facegate.store.records import EVENT_FIELDS, EventQuery
+from facegate.store.repository import Store
+from facegate.store.schema import EventRow
+
+EXPORT_PAGE = 1000
+
+
+class EventLog:
+    """Events in the facegate database."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def append(self, events: Iterable[dict]) -> int:
+        """Write events (dicts of ``EVENT_FIELDS``) in one transaction; an id already logged is skipped."""
+        rows = [{k: e.get(k) for k in EVENT_FIELDS} for e in events]
+        if not rows:
+            return 0
+        with self._store.transaction() as session:
+            known = set(session.scalars(select(EventRow.id).where(EventRow.id.in_([r["id"] for r in rows]))))
+            fresh = [r for r in rows if r["id"] not in known]
+            if fresh:
+                session.execute(insert(EventRow), fresh)
+            return len(fresh)
+
+    def query(self, q: EventQuery) -> list[dict]:
+        """Up to ``q.limit`` events, oldest first, after ``q.after``."""
+        where = []
+        if q.since is not None:
+            where.append(EventRow.ts >= q.since)
+        if q.until is not None:
+            where.append(EventRow.ts < q.until)
+        for column, value in (
+            (EventRow.source, q.source),
+            (EventRow.person_id, q.person_id),
+            (EventRow.kind, q.kind),
+            (EventRow.collection, q.collection),
+        ):
+            if value is not None:
+                where.append(column == value)
+        if q.after is not None:
+            where.append(EventRow.id > q.after)
+        with self._store.transaction() as session:
+            rows = session.scalars(select(EventRow).where(*where).order_by(EventRow.id).limit(q.limit)).all()
+            return [{k: getattr(r, k) for k in EVENT_FIELDS} for r in rows]
+
+    def export(self, q: EventQuery) -> Iterator[dict]:
+        """Every matching event, page by page (never all in memory)."""
+        after = q.after
+        while True:
+            page = self.query(replace(q, after=after, limit=EXPORT_PAGE))
+            yield from page
+            if len(page) < EXPORT_PAGE:
+                return
+            after = page[-1]["id"]
+
+    def latest_id(self) -> str | None:
+        with self._store.transaction() as session:
+            return session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))
+
+    def prune(self, before: float) -> int:
+        """Delete the events older than ``before`` (retention); returns how many."""
+        with self._store.transaction() as session:
+            return session.execute(delete(EventRow).where(EventRow.ts < before)).rowcount or 0
