@@ -21,6 +21,7 @@ from facegate.api import (
     routes_recognition,
     routes_system,
     routes_videos,
+    routes_webhooks,
     stream,
 )
 from facegate.api.docs import mount_docs
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         routes_cameras.router,
         routes_videos.router,
         routes_events.router,
+        routes_webhooks.router,
     ):
         app.include_router(router)
     app.include_router(stream.router)

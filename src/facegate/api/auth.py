@@ -43,10 +43,12 @@ def check_collection(key: ApiKey | None, collection: str) -> None:
 
 
 def _service_wide(request: Request) -> bool:
-    """Calls that act on the whole service: keys, and changes to collections and cameras."""
+    """Calls that act on the whole service: keys, webhooks, and changes to collections and cameras."""
     path = request.url.path
     writes = request.method != "GET"
-    return path.startswith("/v1/keys") or (path.startswith(("/v1/collections", "/v1/cameras")) and writes)
+    return path.startswith(("/v1/keys", "/v1/webhooks")) or (
+        path.startswith(("/v1/collections", "/v1/cameras")) and writes
+    )
 
 
 def require(scope: str):

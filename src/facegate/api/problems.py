@@ -28,6 +28,7 @@ STATUS_BY_CODE = {
     "key_not_found": 404,
     "camera_not_found": 404,
     "video_not_found": 404,
+    "webhook_not_found": 404,
     "not_found": 404,
     "duplicate_name": 409,
     "collection_protected": 409,

@@ -31,6 +31,7 @@ from facegate.service.pipeline import FrameProcessor
 from facegate.service.recognition import Recognition
 from facegate.service.scheduler import FairScheduler
 from facegate.service.video_jobs import VideoJobRunner, VideoJobs
+from facegate.service.webhooks import Webhooks, WebhookSender
 from facegate.store.cameras import CameraStore
 from facegate.store.db import current_revision, make_engine, upgrade
 from facegate.store.events import EventLog
@@ -38,6 +39,7 @@ from facegate.store.keys import KeyStore
 from facegate.store.refkeys import RefKeys
 from facegate.store.repository import Store
 from facegate.store.videos import VideoJobStore
+from facegate.store.webhooks import WebhookStore
 from facegate.vision.engine import EngineConfig, FaceEngine
 from facegate.vision.image import ImageLimits
 
@@ -79,6 +81,8 @@ class Runtime:
         self.camera_manager: CameraManager | None = None  # started by start(cameras=True)
         self.videos = VideoJobs(VideoJobStore(store), settings)
         self.events = Events(EventLog(store))
+        self.webhooks = Webhooks(WebhookStore(store))
+        self.webhook_sender: WebhookSender | None = None  # started by start()
         self.event_log: EventLogSink | None = None  # started by start()
         self.video_runner: VideoJobRunner | None = None  # started by start(videos=True)
         self.ready = False
@@ -134,6 +138,8 @@ class Runtime:
         await self.scheduler.start()
         self.event_log = EventLogSink(self.bus, self.events.log, self.settings.events.event_retention_days)
         self.event_log.start()
+        self.webhook_sender = WebhookSender(self.webhooks.store, worker_name())
+        self.webhook_sender.start()
         if videos if videos is not None else self.settings.videos.run_videos:
             self.video_runner = VideoJobRunner(self.videos, self.processor, self.scheduler, worker_name())
             await self.video_runner.start()
@@ -159,6 +165,8 @@ class Runtime:
             await self.camera_manager.stop()
         if self.event_log is not None:
             await asyncio.to_thread(self.event_log.stop)
+        if self.webhook_sender is not None:
+            await asyncio.to_thread(self.webhook_sender.stop)
         await self.scheduler.stop()
         self.close()
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, select
 from facegate.store.records import EVENT_FIELDS, EventQuery
 from facegate.store.repository import Store
 from facegate.store.schema import EventRow
+from facegate.store.webhooks import enqueue
 
 EXPORT_PAGE = 1000
 
@@ -26,7 +27,8 @@ class EventLog:
         self._store = store
 
     def append(self, events: Iterable[dict]) -> int:
-        """Write events (dicts of ``EVENT_FIELDS``) in one transaction; an id already logged is skipped."""
+        """Write events (dicts of ``EVENT_FIELDS``) and their webhook deliveries in one transaction; an id
+        already logged is skipped."""
         rows = [{k: e.get(k) for k in EVENT_FIELDS} for e in events]
         if not rows:
             return 0
@@ -35,6 +37,7 @@ class EventLog:
             fresh = [r for r in rows if r["id"] not in known]
             if fresh:
                 session.execute(insert(EventRow), fresh)
+                enqueue(session, fresh)  # the webhooks' outbox, in the same transaction: no event is lost
             return len(fresh)
 
     def query(self, q: EventQuery) -> list[dict]:

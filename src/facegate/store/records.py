@@ -285,3 +285,42 @@ class EventQuery:
     collection: str | None = None
     after: str | None = None  # ids sort by time: the next page starts after this one
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook as shown to clients (the secret is shown once, when it is created)."""
+
+    id: str
+    url: str
+    kinds: tuple[str, ...]  # empty: every kind
+    sources: tuple[str, ...]
+    collections: tuple[str, ...]
+    enabled: bool
+    created_at: float
+    pending: int = 0
+    delivered: int = 0
+    dead: int = 0
+    last_error: str | None = None
+
+    def wants(self, event: dict) -> bool:
+        """Whether an event (a dict of ``EVENT_FIELDS``) goes to this webhook."""
+        return (
+            self.enabled
+            and (not self.kinds or event["kind"] in self.kinds)
+            and (not self.sources or event["source"] in self.sources)
+            and (not self.collections or event.get("collection") in self.collections)
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event due at one webhook, with what the sender needs."""
+
+    id: int
+    webhook_id: str
+    url: str
+    secret: str
+    event_id: str
+    payload: dict
+    attempts: int

@@ -227,3 +227,42 @@ class EventRow(Base):
     decision: Mapped[str | None] = mapped_column(String(10), nullable=True)
     box: Mapped[list | None] = mapped_column(JSON, nullable=True)
     detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class WebhookRow(Base):
+    """A receiver of events: URL, signing secret, and which events (None: every kind/source/collection)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    secret: Mapped[str] = mapped_column(String(200), nullable=False)
+    kinds: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    sources: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    collections: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+
+
+class DeliveryRow(Base):
+    """One event to deliver to one webhook (the outbox): pending until delivered, dead after too many tries."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "state", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    payload: Mapped[dict] = mapped_column(JSON, nullable=False)
+    state: Mapped[str] = mapped_column(String(12), nullable=False)  # pending, delivered, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
