@@ -9,11 +9,13 @@ import * as help from "./help.js";
 import * as live from "./live.js";
 import * as people from "./people.js";
 import * as upload from "./upload.js";
+import * as video from "./video.js";
 
 const ROUTES = {
   live: { title: "Live", render: live.render },
   enrol: { title: "Enrol", render: enrol.render },
   upload: { title: "Upload", render: upload.render },
+  video: { title: "Video", render: video.render },
   people: { title: "People", render: (root, id) => (id ? people.renderPerson(root, id) : people.renderList(root)) },
   collections: { title: "Collections", render: collections.render },
   cameras: { title: "Cameras", render: cameras.render },
