@@ -97,6 +97,7 @@ def test_refusals_have_codes_and_leave_nothing_behind(service):
     before = set((data / "videos").glob("*")) if (data / "videos").exists() else set()
     not_video = upload(base, b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000), "junk.mp4")
     assert not_video.status_code == 422 and not_video.json()["code"].startswith("source_"), not_video.text
+    assert str(data) not in not_video.text and "/tmp" not in not_video.text  # no server path in the answer
     too_big = upload(base, os.urandom(6_000_000), "big.mp4")
     assert (too_big.status_code, too_big.json()["code"]) == (413, "video_too_large")
     missing = httpx.post(f"{base}/v1/videos", files={"other": ("a.mp4", b"x", "video/mp4")})

@@ -187,6 +187,11 @@ class EventSettings:
     """The event log (recognitions, unknowns, departures, camera state)."""
 
     event_retention_days: float = 30.0  # older events are deleted (checked hourly)
+    # MQTT (pip install "facegate[mqtt]"): mqtt://user:password@host:1883; empty: off
+    mqtt_url: str = field(default="", metadata=SECRET)
+    mqtt_prefix: str = "facegate"
+    mqtt_discovery_prefix: str = "homeassistant"  # Home Assistant's discovery topics
+    mqtt_keepalive: int = 30  # seconds; the broker sends the Last Will (offline) after 1.5 of them
 
     def __post_init__(self) -> None:
         _at_least("event_retention_days", self.event_retention_days, 0)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from facegate.config import Settings
 from facegate.events.bus import EventBus
+from facegate.events.mqtt import MqttConfig, MqttSink
 from facegate.gallery.decision import DecisionPolicy
 from facegate.service.archives import Archives
 from facegate.service.camera_manager import CameraManager, worker_name
@@ -83,6 +84,7 @@ class Runtime:
         self.events = Events(EventLog(store))
         self.webhooks = Webhooks(WebhookStore(store))
         self.webhook_sender: WebhookSender | None = None  # started by start()
+        self.mqtt: MqttSink | None = None  # started by start() when events.mqtt_url is set
         self.event_log: EventLogSink | None = None  # started by start()
         self.video_runner: VideoJobRunner | None = None  # started by start(videos=True)
         self.ready = False
@@ -125,6 +127,12 @@ class Runtime:
             self.store.engine.dialect.name,
         )
 
+    def _discovery(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Cameras and enrolled people (every collection) for Home Assistant discovery."""
+        cameras = [(c.id, c.name) for c in self.cameras.list()]
+        people = [(p.id, p.name) for name in self.store.collections() for p, _ in self.store.people(name)]
+        return cameras, people
+
     def reembed(self, collection: str, progress=None) -> int:
         """Recompute templates of other models with this process's engine (see ``Archives.reembed``)."""
         return self.archives.reembed(self.engine, collection, progress)
@@ -140,6 +148,9 @@ class Runtime:
         self.event_log.start()
         self.webhook_sender = WebhookSender(self.webhooks.store, worker_name())
         self.webhook_sender.start()
+        if self.settings.events.mqtt_url:
+            self.mqtt = MqttSink(self.bus, mqtt_config(self.settings), self._discovery)
+            self.mqtt.start()
         if videos if videos is not None else self.settings.videos.run_videos:
             self.video_runner = VideoJobRunner(self.videos, self.processor, self.scheduler, worker_name())
             await self.video_runner.start()
@@ -167,6 +178,8 @@ class Runtime:
             await asyncio.to_thread(self.event_log.stop)
         if self.webhook_sender is not None:
             await asyncio.to_thread(self.webhook_sender.stop)
+        if self.mqtt is not None:
+            await asyncio.to_thread(self.mqtt.stop)
         await self.scheduler.stop()
         self.close()
 
@@ -201,6 +214,11 @@ def _warn_about_foreign_ref_keys(store: Store) -> None:
             len(missing),
             store.ref_keys.path,
         )
+
+
+def mqtt_config(settings: Settings) -> MqttConfig:
+    e = settings.events
+    return MqttConfig(e.mqtt_url, e.mqtt_prefix, e.mqtt_discovery_prefix, e.mqtt_keepalive, f"facegate-{worker_name()}")
 
 
 def engine_config(settings: Settings) -> EngineConfig:

@@ -37,6 +37,7 @@ class TrackedFrame:
     updates: list[TrackUpdate]
     embedded: int  # faces embedded this frame (the others kept their track's decision)
     processing_ms: float
+    look_changed: frozenset[int] = frozenset()  # tracks whose face looked unlike their previous frame
 
 
 class TrackingSession:
@@ -122,6 +123,7 @@ class TrackingSession:
             updates=updates,
             embedded=len(wanted),
             processing_ms=(time.perf_counter() - started) * 1000,
+            look_changed=frozenset(changed),
         )
 
     def _look_changed(self, rgb: np.ndarray, detection: Detection, track_id: int) -> bool:

@@ -63,6 +63,8 @@ class VideoJobs:
         source = AvSource(str(path), live=False, max_pixels=self.settings.limits.max_image_pixels)
         try:
             info = source.open()
+        except SourceError as exc:  # its message names the file: not this server's paths, to a client
+            raise SourceError(exc.message.replace(str(path), "the upload"), code=exc.code) from None
         finally:
             source.close()
         fps = info.fps or 0.0
