@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facegate import __version__
 from facegate.api import (
     problems,
+    routes_attendance,
     routes_cameras,
     routes_events,
     routes_people,
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         routes_videos.router,
         routes_events.router,
         routes_webhooks.router,
+        routes_attendance.router,
     ):
         app.include_router(router)
     app.include_router(stream.router)

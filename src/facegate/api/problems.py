@@ -56,6 +56,7 @@ STATUS_BY_CODE = {
     "host_not_allowed": 421,
     "method_not_allowed": 405,
     "json_too_deep": 400,
+    "invalid_range": 422,
     "headers_too_large": 431,
     "request_timeout": 408,
     "too_many_connections": 503,

@@ -21,6 +21,7 @@ from facegate.events.bus import EventBus
 from facegate.events.mqtt import MqttConfig, MqttSink
 from facegate.gallery.decision import DecisionPolicy
 from facegate.service.archives import Archives
+from facegate.service.attendance import Attendance
 from facegate.service.camera_manager import CameraManager, worker_name
 from facegate.service.cameras import Cameras
 from facegate.service.enrolment import Enrolment
@@ -82,6 +83,7 @@ class Runtime:
         self.camera_manager: CameraManager | None = None  # started by start(cameras=True)
         self.videos = VideoJobs(VideoJobStore(store), settings)
         self.events = Events(EventLog(store))
+        self.attendance = Attendance(self.events.log, store, settings.events.attendance_absence_s)
         self.webhooks = Webhooks(WebhookStore(store))
         self.webhook_sender: WebhookSender | None = None  # started by start()
         self.mqtt: MqttSink | None = None  # started by start() when events.mqtt_url is set
