@@ -89,3 +89,33 @@ def test_published_events_are_logged_listed_exported_and_fed_live(service):
     assert [r["kind"] for r in rows] == ["recognized"] * 3 + ["left"] and rows[0]["box"] == "1,2,3,4"
     bad = httpx.get(f"{base}/v1/events", params={"kind": "exploded"})
     assert bad.status_code == 422
+
+
+def test_the_cli_exports_and_tails_the_log(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from facegate.config import load_settings
+    from facegate.service.runtime import Runtime
+
+    runtime = Runtime.build(load_settings().with_values(data_dir=str(tmp_path)))
+    runtime.events.log.append(e.to_dict() for e in [event(n) for n in range(12)] + [event(12, kind="left")])
+    runtime.close()
+    env = {**os.environ, "FACEGATE_DATA_DIR": str(tmp_path)}
+    exported = subprocess.run(
+        [sys.executable, "-m", "facegate", "events", "export", "--kind", "recognized"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert exported.returncode == 0 and len(rows) == 12 and {r["kind"] for r in rows} == {"recognized"}
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "facegate", "events", "tail", "--last", "3"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(5)
+    tail.terminate()
+    lines = tail.communicate(timeout=30)[0].splitlines()
+    assert len(lines) == 3 and "left" in lines[-1] and "Ann" in lines[0]

@@ -8,6 +8,7 @@ from facegate.cli import (  # noqa: F401  (commands register)
     cameras,
     collections,
     enrol,
+    events,
     people,
     recognize,
     video,

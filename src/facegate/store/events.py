@@ -61,6 +61,13 @@ class EventLog:
             rows = session.scalars(select(EventRow).where(*where).order_by(EventRow.id).limit(q.limit)).all()
             return [{k: getattr(r, k) for k in EVENT_FIELDS} for r in rows]
 
+    def cursor_before_last(self, n: int, source: str | None = None, kind: str | None = None) -> str | None:
+        """The cursor after which the newest ``n`` matching events come (None: from the first)."""
+        where = [c == v for c, v in ((EventRow.source, source), (EventRow.kind, kind)) if v is not None]
+        with self._store.transaction() as session:
+            ids = session.scalars(select(EventRow.id).where(*where).order_by(EventRow.id.desc()).limit(n + 1)).all()
+            return ids[n] if len(ids) > n else None
+
     def export(self, q: EventQuery) -> Iterator[dict]:
         """Every matching event, page by page (never all in memory)."""
         after = q.after
