@@ -106,6 +106,9 @@ def test_an_rtsp_camera_follows_the_clip_and_comes_back_after_an_outage(service)
             f"{base}/v1/events", params={"source": f"camera:{camera_id}", "kind": "recognized", "limit": 1000}
         ).json()["events"]
         assert [e["id"] for e in logged][: len(recognized)] == [e.id for e in recognized]  # the same ids in the log
+        assert all(e["has_snapshot"] for e in logged)
+        face = httpx.get(f"{base}/v1/events/{logged[0]['id']}/snapshot.jpg")
+        assert face.status_code == 200 and max(Image.open(io.BytesIO(face.content)).size) <= 160
 
         stats = camera(base, camera_id)["stats"]
         assert 4.0 <= stats["processed_fps"] <= 5.5 and stats["dropped"] > 0, stats  # 25 fps in, 5 processed

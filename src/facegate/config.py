@@ -187,6 +187,7 @@ class EventSettings:
     """The event log (recognitions, unknowns, departures, camera state)."""
 
     event_retention_days: float = 30.0  # older events are deleted (checked hourly)
+    snapshot_retention_days: float = 7.0  # the face pictures of events, deleted sooner
     attendance_absence_s: float = 600.0  # attendance: a gap longer than this ends a stay
     # MQTT (pip install "facegate[mqtt]"): mqtt://user:password@host:1883; empty: off
     mqtt_url: str = field(default="", metadata=SECRET)
@@ -196,6 +197,7 @@ class EventSettings:
 
     def __post_init__(self) -> None:
         _at_least("event_retention_days", self.event_retention_days, 0)
+        _at_least("snapshot_retention_days", self.snapshot_retention_days, 0)
         _at_least("attendance_absence_s", self.attendance_absence_s, 0)
 
 

@@ -7,7 +7,7 @@ import contextlib
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +35,7 @@ class EventOut(BaseModel):
     decision: str | None = Field(description="PASS (recognized), REJECT (unknown), NO_FACE (left)")
     box: list[float] | None = Field(description="[x1, y1, x2, y2] in the source's pixels")
     detail: str | None = Field(description="camera_down: the error code and message")
+    has_snapshot: bool = Field(default=False, description="GET /v1/events/{id}/snapshot.jpg: the face")
 
 
 class EventPage(BaseModel):
@@ -101,6 +102,20 @@ def export_csv(
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="events.csv"'},
     )
+
+
+@router.get(
+    "/{event_id}/snapshot.jpg",
+    response_class=Response,
+    dependencies=[Depends(require("recognize"))],
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def snapshot(request: Request, event_id: str) -> Response:
+    """The face of a ``recognized`` or ``unknown`` event (kept ``events.snapshot_retention_days``)."""
+    jpeg = runtime_of(request).events.log.snapshot(event_id)
+    if jpeg is None:
+        raise ApiError("no snapshot for this event (none was taken, or it expired)", code="not_found", status=404)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.websocket("/ws")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 KINDS = ("recognized", "unknown", "left", "camera_down", "camera_up")
 
@@ -36,12 +36,15 @@ class Event:
     decision: str | None = None
     box: tuple[float, float, float, float] | None = None
     detail: str | None = None  # camera_down: the error code and message
+    snapshot: bytes | None = field(default=None, repr=False, compare=False)  # the face, JPEG (~10 kB)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown event kind {self.kind!r}")
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        """The event's fields (what the log stores and sinks send); ``snapshot`` is a flag here, not the bytes."""
+        out = {k: v for k, v in asdict(self).items() if k != "snapshot"}
         out["box"] = list(self.box) if self.box else None
+        out["has_snapshot"] = self.snapshot is not None
         return out

@@ -31,13 +31,20 @@ from facegate.sources.reader import LatestFrameReader
 from facegate.sources.registry import open_source
 from facegate.store.records import Camera
 from facegate.stream.types import LOST
+from facegate.vision.crop import crop_around
 from facegate.vision.draw import confidence_colour, draw_boxes
 from facegate.vision.image import ImageLimits, encode_jpeg
+from facegate.vision.types import Box
 
 log = logging.getLogger(__name__)
 
 PREVIEW_IDLE_S = 10.0  # the preview is drawn while someone asked for it in the last this many seconds
 POLL_S = 0.01  # how often the loop looks for a frame when none is waiting
+
+
+def face_snapshot(rgb: np.ndarray, box: Box, side: int = 160) -> bytes:
+    """The face with a margin, at most ``side`` px, JPEG (an event's picture, ~5-10 kB)."""
+    return encode_jpeg(crop_around(rgb, box, 0.3, side), quality=85)
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class CameraRunner:
         self._drawn_at = 0.0
         self._announced: set[int] = set()  # tracks already reported as an unknown event
         self._present: dict[str, Presence] = {}  # people named lately, by person id
+        self._frame: SourceFrame | None = None  # the frame whose events are being made
         self._last_state: str | None = None
         # monotonic time the manager's lease on this camera ends: past it, frames are not processed
         # (another worker may have taken the camera), so a camera is never decided by two processes
@@ -194,6 +202,7 @@ class CameraRunner:
         self._processed.append(now)
         self._processed_count += 1
         self._latencies.append((now - frame.wall_ts) * 1000)
+        self._frame = frame
         self._events(result, frame_wall)
         if jpeg is not None:
             async with self._preview_changed:
@@ -232,6 +241,7 @@ class CameraRunner:
         box: list[float],
     ) -> None:
         decision = {"recognized": "PASS", "unknown": "REJECT", "left": "NO_FACE"}[kind]
+        snapshot = face_snapshot(self._frame.rgb, Box(*box)) if kind != "left" and self._frame is not None else None
         self.bus.publish(
             Event(
                 id=event_id(ts),
@@ -245,6 +255,7 @@ class CameraRunner:
                 confidence=None if confidence is None else round(confidence, 4),
                 decision=decision,
                 box=tuple(box),
+                snapshot=snapshot,
             )
         )
 

@@ -32,8 +32,8 @@ PRUNE_EVERY_S = 3600.0
 class EventLogSink:
     """Writes every event published on the bus to the event log."""
 
-    def __init__(self, bus: EventBus, events: EventLog, retention_days: float) -> None:
-        self.bus, self.events, self.retention_days = bus, events, retention_days
+    def __init__(self, bus: EventBus, events: EventLog, retention_days: float, snapshot_days: float) -> None:
+        self.bus, self.events, self.retention_days, self.snapshot_days = bus, events, retention_days, snapshot_days
         self.subscription: Subscription | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -62,13 +62,14 @@ class EventLogSink:
                 batch.append(event)
             if batch:
                 try:
-                    self.written += self.events.append(e.to_dict() for e in batch)
+                    self.written += self.events.append({**e.to_dict(), "snapshot": e.snapshot} for e in batch)
                 except Exception:  # the database did not answer: these events are lost, logged, and we go on
                     log.exception("could not write %d events to the log", len(batch))
             if time.monotonic() - pruned > PRUNE_EVERY_S:
                 pruned = time.monotonic()
                 try:
                     self.events.prune(time.time() - self.retention_days * 86400)
+                    self.events.prune_snapshots(time.time() - self.snapshot_days * 86400)
                 except Exception:
                     log.warning("could not prune the event log", exc_info=True)
             if stopping and not batch:

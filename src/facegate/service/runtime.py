@@ -146,7 +146,10 @@ class Runtime:
         ``cameras`` (default: the ``cameras.run_cameras`` setting), run this process's share of the cameras;
         with ``videos`` (default: ``videos.run_videos``), run queued video jobs."""
         await self.scheduler.start()
-        self.event_log = EventLogSink(self.bus, self.events.log, self.settings.events.event_retention_days)
+        retention = self.settings.events
+        self.event_log = EventLogSink(
+            self.bus, self.events.log, retention.event_retention_days, retention.snapshot_retention_days
+        )
         self.event_log.start()
         self.webhook_sender = WebhookSender(self.webhooks.store, worker_name())
         self.webhook_sender.start()

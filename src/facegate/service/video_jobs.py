@@ -29,6 +29,7 @@ from facegate.sources.ffmpeg import AvSource
 from facegate.store.errors import StoreError
 from facegate.store.records import VideoJob
 from facegate.store.videos import VideoJobStore
+from facegate.vision.crop import crop_around
 from facegate.vision.image import encode_jpeg
 from facegate.vision.types import Box
 
@@ -115,14 +116,7 @@ class VideoJobs:
         """The video at ``t_s`` as JPEG, cropped around ``box`` (with a margin) when given."""
         job = self.store.get(job_id)
         rgb = frame_at(job.path, t_s, self.settings.limits.max_image_pixels)
-        if box is not None:
-            h, w = rgb.shape[:2]
-            mx, my = box.width * CROP_MARGIN, box.height * CROP_MARGIN
-            x1, y1 = max(0, int(box.x1 - mx)), max(0, int(box.y1 - my))
-            x2, y2 = min(w, int(box.x2 + mx)), min(h, int(box.y2 + my))
-            if x2 - x1 >= 2 and y2 - y1 >= 2:
-                rgb = np.ascontiguousarray(rgb[y1:y2, x1:x2])
-        return encode_jpeg(rgb, quality=88)
+        return encode_jpeg(crop_around(rgb, box, CROP_MARGIN) if box is not None else rgb, quality=88)
 
     def remove_expired(self) -> int:
         """Delete jobs, uploads and results past the retention; returns how many."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from facegate.store.records import EVENT_FIELDS, EventQuery
 from facegate.store.repository import Store
-from facegate.store.schema import EventRow
+from facegate.store.schema import EventRow, EventSnapshotRow
 from facegate.store.webhooks import enqueue
 
 EXPORT_PAGE = 1000
@@ -29,7 +29,8 @@ class EventLog:
     def append(self, events: Iterable[dict]) -> int:
         """Write events (dicts of ``EVENT_FIELDS``) and their webhook deliveries in one transaction; an id
         already logged is skipped."""
-        rows = [{k: e.get(k) for k in EVENT_FIELDS} for e in events]
+        events = list(events)
+        rows = [{k: e.get(k) for k in EVENT_FIELDS} | {"has_snapshot": bool(e.get("snapshot"))} for e in events]
         if not rows:
             return 0
         with self._store.transaction() as session:
@@ -37,8 +38,27 @@ class EventLog:
             fresh = [r for r in rows if r["id"] not in known]
             if fresh:
                 session.execute(insert(EventRow), fresh)
+                snapshots = [
+                    {"event_id": e["id"], "jpeg": e["snapshot"]}
+                    for e in events
+                    if e.get("snapshot") and e["id"] not in known
+                ]
+                if snapshots:
+                    session.execute(insert(EventSnapshotRow), snapshots)
                 enqueue(session, fresh)  # the webhooks' outbox, in the same transaction: no event is lost
             return len(fresh)
+
+    def snapshot(self, event_id: str) -> bytes | None:
+        with self._store.transaction() as session:
+            return session.scalar(select(EventSnapshotRow.jpeg).where(EventSnapshotRow.event_id == event_id))
+
+    def prune_snapshots(self, before: float) -> int:
+        """Delete the snapshots of events older than ``before`` (the events stay)."""
+        with self._store.transaction() as session:
+            old = select(EventRow.id).where(EventRow.ts < before, EventRow.has_snapshot.is_(True))
+            gone = session.execute(delete(EventSnapshotRow).where(EventSnapshotRow.event_id.in_(old))).rowcount or 0
+            session.execute(update(EventRow).where(EventRow.ts < before).values(has_snapshot=False))
+            return gone
 
     def query(self, q: EventQuery) -> list[dict]:
         """Up to ``q.limit`` events, oldest first, after ``q.after``."""
@@ -83,6 +103,8 @@ class EventLog:
             return session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))
 
     def prune(self, before: float) -> int:
-        """Delete the events older than ``before`` (retention); returns how many."""
+        """Delete the events older than ``before`` (retention) with their snapshots; returns how many."""
         with self._store.transaction() as session:
+            old = select(EventRow.id).where(EventRow.ts < before)
+            session.execute(delete(EventSnapshotRow).where(EventSnapshotRow.event_id.in_(old)))
             return session.execute(delete(EventRow).where(EventRow.ts < before)).rowcount or 0

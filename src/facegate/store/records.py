@@ -270,6 +270,7 @@ EVENT_FIELDS = (
     "decision",
     "box",
     "detail",
+    "has_snapshot",
 )
 
 

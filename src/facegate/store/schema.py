@@ -227,6 +227,16 @@ class EventRow(Base):
     decision: Mapped[str | None] = mapped_column(String(10), nullable=True)
     box: Mapped[list | None] = mapped_column(JSON, nullable=True)
     detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    has_snapshot: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", nullable=False)
+
+
+class EventSnapshotRow(Base):
+    """The face of a recognized or unknown event, JPEG (kept ``events.snapshot_retention_days``)."""
+
+    __tablename__ = "event_snapshots"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class WebhookRow(Base):

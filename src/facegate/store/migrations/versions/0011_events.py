@@ -1,4 +1,4 @@
-"""The event log: recognitions, unknowns, departures and camera state changes.
+"""The event log: recognitions, unknowns, departures and camera state changes, with face snapshots.
 
 Revision ID: 0011
 Revises: 0010
@@ -28,6 +28,12 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(10), nullable=True),
         sa.Column("box", sa.JSON(), nullable=True),
         sa.Column("detail", sa.String(500), nullable=True),
+        sa.Column("has_snapshot", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.create_table(
+        "event_snapshots",
+        sa.Column("event_id", sa.String(40), sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("jpeg", sa.LargeBinary(), nullable=False),
     )
     op.create_index("ix_events_ts", "events", ["ts"])
     op.create_index("ix_events_person", "events", ["person_id", "ts"])
@@ -35,4 +41,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("event_snapshots")
     op.drop_table("events")
