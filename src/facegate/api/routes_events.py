@@ -18,7 +18,7 @@ from facegate.api.problems import ApiError
 from facegate.store.records import EventQuery
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
-FOLLOW_S = 0.1  # how often the live feed looks for new events in the log (every process's events land there)
+FOLLOW_S = 0.25  # how often the live feed looks in the log for other processes' events (its own wake it at once)
 KINDS = Literal["recognized", "unknown", "left", "camera_down", "camera_up"]
 
 
@@ -141,6 +141,14 @@ async def feed(ws: WebSocket) -> None:
         await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
         return
     after = await run_in_threadpool(runtime.events.newest)
+    written = asyncio.Event()  # this process logged events: look now (others' are found by polling)
+    loop = asyncio.get_running_loop()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(written.set)
+
+    listeners = runtime.event_log.listeners if runtime.event_log else []
+    listeners.append(wake)
     await ws.send_json({"type": "ready", "cursor": after})
 
     async def closed() -> None:
@@ -155,8 +163,13 @@ async def feed(ws: WebSocket) -> None:
             for event in await run_in_threadpool(runtime.events.follow, query):
                 await ws.send_text(json.dumps({"type": "event", **event}, separators=(",", ":")))
                 after = event["id"]
-            await asyncio.wait([watching], timeout=FOLLOW_S)
+            waiting = asyncio.ensure_future(written.wait())
+            await asyncio.wait([watching, waiting], timeout=FOLLOW_S, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            written.clear()
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        if wake in listeners:
+            listeners.remove(wake)
         watching.cancel()

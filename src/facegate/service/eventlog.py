@@ -14,7 +14,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from facegate.events.bus import EventBus, Subscription
@@ -35,6 +35,7 @@ class EventLogSink:
     def __init__(self, bus: EventBus, events: EventLog, retention_days: float, snapshot_days: float) -> None:
         self.bus, self.events, self.retention_days, self.snapshot_days = bus, events, retention_days, snapshot_days
         self.subscription: Subscription | None = None
+        self.listeners: list[Callable[[], None]] = []  # told after each write (the webhook sender, live feeds)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.written = 0
@@ -65,6 +66,11 @@ class EventLogSink:
                     self.written += self.events.append({**e.to_dict(), "snapshot": e.snapshot} for e in batch)
                 except Exception:  # the database did not answer: these events are lost, logged, and we go on
                     log.exception("could not write %d events to the log", len(batch))
+                for listener in list(self.listeners):
+                    try:
+                        listener()
+                    except Exception:
+                        log.warning("an event-log listener failed", exc_info=True)
             if time.monotonic() - pruned > PRUNE_EVERY_S:
                 pruned = time.monotonic()
                 try:

@@ -107,6 +107,7 @@ class WebhookSender:
         self._busy: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -115,13 +116,22 @@ class WebhookSender:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True)
         self._client.close()
 
+    def wake(self) -> None:
+        """New deliveries were written (by this process): look now rather than at the next poll."""
+        self._wakeup.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stop.is_set():
+            self._wakeup.wait(POLL_S)
+            self._wakeup.clear()
+            if self._stop.is_set():
+                return
             try:
                 for line in self.store.claim(self.worker, LEASE_S):
                     hook = line[0].webhook_id
