@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import json
@@ -77,16 +78,27 @@ def test_published_events_are_logged_listed_exported_and_fed_live(service):
             got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(3)]
             return got
 
+    async def compat() -> dict:
+        async with websockets.connect(base.replace("http", "ws") + "/v1/events/ws?format=compat") as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            bus.publish(Event(**{**event(2000).__dict__, "snapshot": b"\xff\xd8jpeg\xff\xd9"}))
+            return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+    face = asyncio.run(compat())
+    assert set(face) >= {"type", "name", "distance", "status", "box", "timestamp", "frame"}
+    assert (face["type"], face["name"], face["distance"], face["status"]) == ("face", "Ann", 0.01, "PASS")
+    assert base64.b64decode(face["frame"]).startswith(b"\xff\xd8")
     started = time.monotonic()
     fed = asyncio.run(live())
     assert [e["track_id"] for e in fed] == [1000, 1001, 1002] and time.monotonic() - started < 10
     page = httpx.get(f"{base}/v1/events", params={"limit": 2}).json()
     assert len(page["events"]) == 2 and page["next_cursor"] == page["events"][-1]["id"]
     rest = httpx.get(f"{base}/v1/events", params={"cursor": page["next_cursor"]}).json()
-    assert [e["kind"] for e in page["events"] + rest["events"]] == ["recognized"] * 3 + ["left"]
+    kinds = ["recognized"] * 3 + ["left", "recognized"]  # by time: the compat event is the newest
+    assert [e["kind"] for e in page["events"] + rest["events"]] == kinds
     assert rest["next_cursor"] is None
     rows = list(csv.DictReader(io.StringIO(httpx.get(f"{base}/v1/events/export.csv").text)))
-    assert [r["kind"] for r in rows] == ["recognized"] * 3 + ["left"] and rows[0]["box"] == "1,2,3,4"
+    assert [r["kind"] for r in rows] == kinds and rows[0]["box"] == "1,2,3,4"
     bad = httpx.get(f"{base}/v1/events", params={"kind": "exploded"})
     assert bad.status_code == 422
 

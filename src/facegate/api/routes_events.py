@@ -118,10 +118,33 @@ def snapshot(request: Request, event_id: str) -> Response:
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
+def _compat(runtime, event: dict) -> dict:
+    """The specification's payload: ``type, name, distance, status, box, timestamp, frame``. ``distance`` is
+    1 - confidence (lower is surer), ``status`` PASS/REJECT/NO_FACE, ``timestamp`` ISO 8601, ``frame`` the
+    event's face snapshot as base64 JPEG (null without one)."""
+    import base64
+    import datetime as dt
+
+    jpeg = runtime.events.log.snapshot(event["id"]) if event.get("has_snapshot") else None
+    confidence = event.get("confidence")
+    return {
+        "type": "face",
+        "name": event.get("name") or ("Unknown" if event["kind"] == "unknown" else None),
+        "distance": None if confidence is None else round(1 - confidence, 4),
+        "status": event.get("decision"),
+        "box": event.get("box"),
+        "timestamp": dt.datetime.fromtimestamp(event["ts"], dt.UTC).isoformat(),
+        "frame": base64.b64encode(jpeg).decode() if jpeg else None,
+        "event_id": event["id"],
+    }
+
+
 @router.websocket("/ws")
 async def feed(ws: WebSocket) -> None:
     """Every new event as it is logged (JSON text messages ``{"type": "event", ...}``); filters as query
-    parameters (``source``, ``person_id``, ``kind``, ``collection``). Authenticated like ``/v1/stream``."""
+    parameters (``source``, ``person_id``, ``kind``, ``collection``); ``format=compat``: the specification's
+    ``{"type": "face", "name", "distance", "status", "box", "timestamp", "frame"}`` instead. Authenticated
+    like ``/v1/stream``."""
     app = ws.app
     runtime = app.state.runtime
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None)
@@ -140,7 +163,8 @@ async def feed(ws: WebSocket) -> None:
         await ws.send_json({"type": "error", "code": exc.code, "detail": exc.message})
         await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
         return
-    after = await run_in_threadpool(runtime.events.newest)
+    compat = params.get("format") == "compat"
+    after = await run_in_threadpool(runtime.events.feed_start)
     written = asyncio.Event()  # this process logged events: look now (others' are found by polling)
     loop = asyncio.get_running_loop()
 
@@ -149,7 +173,7 @@ async def feed(ws: WebSocket) -> None:
 
     listeners = runtime.event_log.listeners if runtime.event_log else []
     listeners.append(wake)
-    await ws.send_json({"type": "ready", "cursor": after})
+    await ws.send_json({"type": "ready"})
 
     async def closed() -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
@@ -159,10 +183,11 @@ async def feed(ws: WebSocket) -> None:
     watching = asyncio.create_task(closed())
     try:
         while not watching.done():
-            query = EventQuery(None, None, params.get("source"), params.get("person_id"), kind, collection, after, 500)
-            for event in await run_in_threadpool(runtime.events.follow, query):
-                await ws.send_text(json.dumps({"type": "event", **event}, separators=(",", ":")))
-                after = event["id"]
+            query = EventQuery(None, None, params.get("source"), params.get("person_id"), kind, collection, None, 500)
+            for seq, event in await run_in_threadpool(runtime.events.follow, after, query):
+                message = await run_in_threadpool(_compat, runtime, event) if compat else {"type": "event", **event}
+                await ws.send_text(json.dumps(message, separators=(",", ":")))
+                after = seq
             waiting = asyncio.ensure_future(written.wait())
             await asyncio.wait([watching, waiting], timeout=FOLLOW_S, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()

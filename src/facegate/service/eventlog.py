@@ -108,9 +108,10 @@ class Events:
                 out.truncate()
         yield out.getvalue()
 
-    def follow(self, query: EventQuery) -> list[dict]:
-        """The events after ``query.after`` (for a live feed that polls)."""
-        return self.log.query(query)
+    def follow(self, seq: int, query: EventQuery) -> list[tuple[int, dict]]:
+        """The events written after ``seq`` that match (for a live feed: it follows the order of writing, so an
+        event of a slower camera or process, older than one already sent, still comes)."""
+        return self.log.written_after(seq, query)
 
-    def newest(self) -> str | None:
-        return self.log.latest_id()
+    def feed_start(self) -> int:
+        return self.log.last_seq()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from facegate.store.records import EVENT_FIELDS, EventQuery
 from facegate.store.repository import Store
@@ -98,9 +98,25 @@ class EventLog:
                 return
             after = page[-1]["id"]
 
-    def latest_id(self) -> str | None:
+    def last_seq(self) -> int:
+        """Where a live feed starts: the writing order of the newest event written (0 when none)."""
         with self._store.transaction() as session:
-            return session.scalar(select(EventRow.id).order_by(EventRow.id.desc()).limit(1))
+            return session.scalar(select(func.max(EventRow.seq))) or 0
+
+    def written_after(self, seq: int, q: EventQuery) -> list[tuple[int, dict]]:
+        """Events written after ``seq`` (in writing order, whatever their time) that match ``q``'s filters."""
+        where = [EventRow.seq > seq]
+        for column, value in (
+            (EventRow.source, q.source),
+            (EventRow.person_id, q.person_id),
+            (EventRow.kind, q.kind),
+            (EventRow.collection, q.collection),
+        ):
+            if value is not None:
+                where.append(column == value)
+        with self._store.transaction() as session:
+            rows = session.scalars(select(EventRow).where(*where).order_by(EventRow.seq).limit(q.limit)).all()
+            return [(r.seq, {k: getattr(r, k) for k in EVENT_FIELDS}) for r in rows]
 
     def prune(self, before: float) -> int:
         """Delete the events older than ``before`` (retention) with their snapshots; returns how many."""

@@ -206,7 +206,8 @@ class VideoJobRow(Base):
 
 
 class EventRow(Base):
-    """One event (``events.types.Event``); ``id`` sorts by time, so it is also the paging cursor."""
+    """One event (``events.types.Event``); ``id`` sorts by time (the paging cursor of the history), ``seq``
+    by writing (the cursor of a live feed: an event of a slower camera may be written after a newer one)."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -215,7 +216,8 @@ class EventRow(Base):
         Index("ix_events_source", "source", "ts"),
     )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # order of writing: what a live feed follows
+    id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
     ts: Mapped[float] = mapped_column(Float, nullable=False)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     source: Mapped[str] = mapped_column(String(200), nullable=False)

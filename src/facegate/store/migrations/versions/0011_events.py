@@ -16,7 +16,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "events",
-        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("seq", sa.Integer(), primary_key=True),  # order of writing: what a live feed follows
+        sa.Column("id", sa.String(40), nullable=False, unique=True),
         sa.Column("ts", sa.Float(), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("source", sa.String(200), nullable=False),
