@@ -453,7 +453,7 @@ def test_every_page_passes_axe_and_is_keyboard_reachable(playwright, server, tmp
         page.wait_for_url("**/#/enrol")
         # focus moves to the new page's heading, so screen readers announce it
         page.wait_for_function("document.activeElement.tagName === 'H1'", timeout=5_000)
-        for route in ("live", "enrol", "upload", "video", "people", "collections", "cameras", "help"):
+        for route in ("live", "enrol", "upload", "video", "people", "collections", "cameras", "events", "help"):
             page.goto(f"/#/{route}")
             page.get_by_role("heading", level=1).first.wait_for()
             page.wait_for_timeout(300)
@@ -645,7 +645,7 @@ TOO_WIDE = """() => [...document.querySelectorAll("body *")]
 
 def test_no_page_overflows_sideways_on_a_phone(playwright, server, api):
     someone = api.get("/v1/people", params={"limit": 1}).json()["items"]
-    pages = ["live", "enrol", "upload", "video", "people", "collections", "cameras", "help"]
+    pages = ["live", "enrol", "upload", "video", "people", "collections", "cameras", "events", "help"]
     routes = pages + [f"people/{p['id']}" for p in someone]
     wide = "document.documentElement.scrollWidth <= window.innerWidth"
     overflowing = []

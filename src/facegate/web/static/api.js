@@ -161,6 +161,24 @@ export function streamUrl() {
   return `${scheme}//${location.host}/v1/stream?${params}`;
 }
 
+/**
+ * The WebSocket URL of ``path`` with ``params`` (empty values left out) and the current collection
+ * unless one is named; never with the key (send it with streamProtocols()).
+ */
+export function socketUrl(path, params = {}) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== null && value !== "") query.set(name, value);
+  if (!query.has("collection") && collection.get() !== "default") query.set("collection", collection.get());
+  const rest = query.toString();
+  return `${scheme}//${location.host}${path}${rest ? `?${rest}` : ""}`;
+}
+
+/** Tell the UI the server refused the key (e.g. a WebSocket closed with 4401), as a 401 answer does. */
+export function notifyUnauthorized() {
+  listeners.forEach((fn) => fn());
+}
+
 /** The stream's subprotocols: browsers cannot set headers on a WebSocket, so the key travels as one. */
 export function streamProtocols() {
   const key = apiKey.get();

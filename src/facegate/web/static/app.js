@@ -5,6 +5,7 @@ import { h } from "./dom.js";
 import * as cameras from "./cameras.js";
 import * as collections from "./collections.js";
 import * as enrol from "./enrol.js";
+import * as events from "./events.js";
 import * as help from "./help.js";
 import * as live from "./live.js";
 import * as people from "./people.js";
@@ -19,6 +20,7 @@ const ROUTES = {
   people: { title: "People", render: (root, id) => (id ? people.renderPerson(root, id) : people.renderList(root)) },
   collections: { title: "Collections", render: collections.render },
   cameras: { title: "Cameras", render: cameras.render },
+  events: { title: "Events", render: events.render },
   help: { title: "Help", render: help.render },
 };
 const SEEN_GUIDE = "facegate.seenGuide";

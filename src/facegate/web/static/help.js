@@ -15,6 +15,7 @@ export function render(root) {
       h("li", {}, h("strong", {}, "Manage people. "), h("a", { href: "#/people" }, "People"), " lists everyone; a person's page renames them, adds photos, removes a face template or deletes the person with all their data."),
       h("li", {}, h("strong", {}, "Keep separate galleries. "), h("a", { href: "#/collections" }, "Collections"), " creates, renames and deletes collections (deleting one erases everyone in it, after you confirm); the Collection picker at the top chooses the one every page works in."),
       h("li", {}, h("strong", {}, "Watch cameras. "), h("a", { href: "#/cameras" }, "Cameras"), " adds IP cameras (RTSP or HTTP MJPEG) or cameras attached to the server; the server watches them all the time and each shows its live view, its state and who is in front of it now."),
+      h("li", {}, h("strong", {}, "Follow events. "), h("a", { href: "#/events" }, "Events"), " shows who was recognised where as it happens, searches and exports the history as CSV, sums up attendance per day (with an HR check-in export) and sends events to your own systems through webhooks."),
     ),
     h("h2", {}, "Good to know"),
     h(
