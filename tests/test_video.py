@@ -147,3 +147,115 @@ def test_a_1080p_crowd_every_track_is_named_or_grouped(runtime):
         f"{result.video.duration_s / result.processing_s:.2f}x real time"
     )
     assert groups >= 1 and all(a.segments and a.best_frame for a in result.unknown)
+
+
+# ----------------------------------------------------------------------------- reading ahead
+
+
+def test_skipping_unused_frames_hands_out_the_same_frames_and_decodes_fewer():
+    import numpy as np
+
+    from facegate.sources.ffmpeg import AvSource
+
+    class Counting(AvSource):
+        decoded = 0
+
+        def _next_frame(self):
+            frame = super()._next_frame()
+            self.decoded += frame is not None
+            return frame
+
+    clip = slideshow()
+    out = {}
+    for skip in (False, True):
+        with Counting(str(clip.path), live=False, stride=3, skip_unused=skip) as source:
+            frames = []
+            while (frame := source.read()) is not None:
+                frames.append((frame.index, frame.rgb))
+            out[skip] = (frames, source.frames_read, source.decoded)
+    (plain, plain_read, plain_decoded), (skipped, skipped_read, skipped_decoded) = out[False], out[True]
+    assert [i for i, _ in skipped] == [i for i, _ in plain] == list(range(0, clip.frames, 3))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(plain, skipped, strict=True))
+    assert plain_read == skipped_read == plain_decoded == clip.frames
+    assert skipped_decoded < plain_decoded  # x264's B-frames between the analysed frames are not decoded
+
+
+def test_skipping_needs_a_stride_and_timestamps():
+    from facegate.sources.ffmpeg import AvSource
+
+    clip = slideshow()
+    with AvSource(str(clip.path), live=False, skip_unused=True) as source:  # stride 1: every frame is used
+        assert source._ranks is None
+    with AvSource(str(clip.path), live=False, stride=2, skip_unused=True) as source:
+        assert source._ranks is not None and len(source._ranks) == clip.frames
+
+
+def test_the_read_ahead_depth_keeps_memory_bounded():
+    from facegate.service.video import _depth
+
+    assert _depth(640, 480) == 16 and _depth(1920, 1080) == 8 and _depth(7680, 4320) == 4 and _depth(0, 0) == 16
+
+
+def _video_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("video-")]
+
+
+def test_every_analysed_frame_goes_through_execute_and_the_answers_do_not_change(runtime):
+    from facegate.service.video import VideoAnalysis
+
+    clip = slideshow()
+    analysis = VideoAnalysis(runtime.processor, max_pixels=runtime.settings.limits.max_image_pixels)
+    calls: list[str] = []
+
+    def execute(fn, *args):
+        calls.append(getattr(fn, "__name__", ""))
+        return fn(*args)
+
+    queued = analysis.run(str(clip.path), execute=execute).to_dict()
+    here = analysis.run(str(clip.path)).to_dict()
+    for part in (queued, here):
+        part.pop("processing_s")
+    assert queued == here
+    analysed = queued["video"]["analysed_frames"]
+    assert calls.count("process") == analysed and calls.count("_detect") == analysed  # detection is queued too
+    assert not _video_threads()
+
+
+def test_a_cancelled_or_failing_run_stops_its_threads(runtime):
+    from facegate.service.video import VideoAnalysis
+
+    clip = slideshow()
+    analysis = VideoAnalysis(runtime.processor, max_pixels=runtime.settings.limits.max_image_pixels)
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 5
+
+    result = analysis.run(str(clip.path), cancelled=cancelled)
+    assert result.video.analysed == 5 and result.video.frames < clip.frames
+    assert not _video_threads()
+
+    def failing(fn, *args):
+        if getattr(fn, "__name__", "") == "process":
+            raise RuntimeError("the scheduler is gone")
+        return fn(*args)
+
+    with pytest.raises(RuntimeError, match="scheduler is gone"):
+        analysis.run(str(clip.path), execute=failing)
+    assert not _video_threads()
+
+
+def test_strangers_shown_one_after_the_other_are_not_one_unknown_group(runtime):
+    """Nobody enrolled in this collection: the slideshow's three people are unknown. One box stays in place
+    across the cuts, but a change of look starts a new sighting, so they are not one group either."""
+    runtime.people.create_collection("nobody")
+    clip = slideshow()
+    result = analyse(runtime, clip.path, collection="nobody")
+    assert result.people == ()
+    main = [g for g in result.unknown if g.seconds > 2]  # the three people (not a face in a photo's background)
+    print(f"unknown groups: {[(g.label, round(g.seconds, 1)) for g in result.unknown]}")
+    assert 3 <= len(main) <= 6  # each person at least one group, and none split into more than two
+    assert all(g.seconds <= 0.4 * clip.frames / clip.fps for g in main)  # no group spans two people's time

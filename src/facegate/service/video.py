@@ -10,15 +10,27 @@ tracker and per-track fusion as cameras), and turns the observations into a time
   confidence); ``seconds`` and ``share`` of the video follow;
 * a best frame per person: the largest, best-quality embedded view not touching the frame edge;
 * tracks nobody could name are grouped into anonymous people (``unknown-1``, ``unknown-2``…) by
-  their mean embedding, with the match threshold as the same-person bar.
+  their mean embedding, with the match threshold as the same-person bar; a track whose face changes
+  look (a cut in an edited video keeps one box in place) counts as one sighting per look, so two
+  people shown one after the other in the same place are not one group.
+
+Speed (the answers are those of reading, detecting and tracking one frame after the other): a
+thread decodes a few frames ahead (:class:`_ReadAhead`; frames between the analysed ones that no
+other frame needs are not decoded at all, ``AvSource(skip_unused=True)``, unless every frame is
+drawn), the faces of the next analysed frames are found on two more threads (a second BlazeFace
+interpreter; detection depends on the frame alone), and the tracking session takes the faces
+found for its frame instead of detecting them again. Both go through ``execute``.
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +43,7 @@ from facegate.stream.types import MATCH, PENDING, UNKNOWN
 from facegate.vision.draw import confidence_colour, draw_boxes
 from facegate.vision.types import Box
 
+SIGHTINGS = 100_000  # a sighting is a track's frames between two changes of look: track id x this + n
 Progress = Callable[[int, int | None], None]  # (frames read, frames in the file or None)
 Execute = Callable[..., Any]  # execute(fn, *args) -> fn(*args), wherever it runs
 
@@ -177,27 +190,47 @@ class VideoAnalysis:
         probe.close()
         fps = info.fps or 25.0
         stride = self.stride(fps)
-        session = TrackingSession(
-            self.processor, FrameOptions(collection=self.options.collection), min_face_px=self.options.min_face_px
-        )
         observations: list[_Observation] = []
+        sightings: dict[int, int] = {}  # track id -> how often its face changed look (cuts in edited video)
         read = analysed = 0
         width, height = info.width or 0, info.height or 0
         writer = AnnotatedVideo(draw, fps, info.width or 0, info.height or 0) if draw else None
         shown: list = []  # the tracks drawn until the next analysed frame
-        with AvSource(path, live=False, max_pixels=self.max_pixels) as source:
-            source.open()
-            while (frame := source.read()) is not None:  # every frame is decoded, RGB only when used
+        detector = self.processor.engine.detector
+        ahead = _Prefetched(detector)
+        # the session finds each frame's faces already found by the reading side (same detector, same frame)
+        session = TrackingSession(
+            _WithDetector(self.processor, ahead),
+            FrameOptions(collection=self.options.collection),
+            min_face_px=self.options.min_face_px,
+        )
+        # without a drawing, only the analysed frames come out of the source, and the frames between
+        # them that no other frame is decoded from are not even decoded
+        source = (
+            AvSource(path, live=False, max_pixels=self.max_pixels)
+            if writer is not None
+            else AvSource(path, live=False, max_pixels=self.max_pixels, stride=stride, skip_unused=True)
+        )
+        detectors = _Detectors(detector, *filter(None, [_spare(detector)]))
+        reader = _ReadAhead(
+            source,
+            stride,
+            detect=lambda rgb: execute(_detect, detectors, rgb),
+            workers=detectors.size,
+            depth=_depth(info.width or 0, info.height or 0),
+        )
+        try:
+            for index, rgb, faces in reader:
                 if cancelled is not None and cancelled():
                     break
-                read = frame.index + 1
-                if frame.index % stride:
+                read = index + 1
+                if index % stride:
                     if writer is not None:
-                        writer.write(frame.rgb, shown)
+                        writer.write(rgb, shown)
                     continue
-                t = frame.index / fps
-                rgb = frame.rgb
+                t = index / fps
                 height, width = rgb.shape[:2]
+                ahead.give(rgb, faces.result())
                 result = execute(session.process, rgb, t)
                 analysed += 1
                 shown = result.faces if result else []
@@ -206,13 +239,16 @@ class VideoAnalysis:
                 if progress is not None:
                     progress(read, info.frames)
                 for face in shown:
+                    if face.track_id in result.look_changed:  # a cut, or another face on this track: a new sighting
+                        sightings[face.track_id] = sightings.get(face.track_id, 0) + 1
+                    sighting = face.track_id * SIGHTINGS + sightings.get(face.track_id, 0)
                     described = result.described.get(face.track_id)
                     quality = described.quality.score if described is not None and described.quality else 0.0
                     embedded = face.frame_decision is not None
                     observations.append(
                         _Observation(
                             t,
-                            face.track_id,
+                            sighting,
                             face.fused.status,
                             face.fused.person_id,
                             face.fused.name,
@@ -222,6 +258,10 @@ class VideoAnalysis:
                             described.embedding if embedded and described is not None else None,
                         )
                     )
+            else:
+                read = max(read, reader.frames_read)
+        finally:
+            reader.close()
         if writer is not None:
             writer.close()
         if progress is not None:
@@ -233,6 +273,168 @@ class VideoAnalysis:
         unknown = _unknown_groups(observations, frame_s, self.options.max_gap_s, duration, self.processor)
         video = VideoInfo(duration, fps, width, height, read, analysed)
         return VideoResult(video, people, unknown, time.perf_counter() - started)
+
+
+_spare_lock = threading.Lock()
+_spares: dict[int, Any] = {}
+
+
+def _spare(detector: Any) -> Any | None:
+    """A second BlazeFace interpreter like ``detector`` (one process-wide, made once), so that two frames'
+    detections run at once; None for other detectors. Same model, same settings: the same answers."""
+    from facegate.vision.blazeface import BlazeFaceDetector
+
+    if type(detector) is not BlazeFaceDetector:
+        return None
+    with _spare_lock:
+        if id(detector) not in _spares:
+            _spares[id(detector)] = BlazeFaceDetector(
+                min_score=detector.min_score,
+                iou_threshold=detector.iou_threshold,
+                num_threads=detector.num_threads,
+                tile_min_side=detector.tile_min_side,
+            )
+        return _spares[id(detector)]
+
+
+class _Detectors:
+    """Detectors taken in turn: each call gets one that no other thread is using."""
+
+    def __init__(self, *detectors: Any) -> None:
+        self.size = len(detectors)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for detector in detectors:
+            self._free.put(detector)
+
+    def detect(self, rgb: np.ndarray) -> list:
+        detector = self._free.get()
+        try:
+            return detector.detect(rgb, thorough=False)
+        finally:
+            self._free.put(detector)
+
+
+def _detect(detectors: _Detectors, rgb: np.ndarray) -> list:
+    return detectors.detect(rgb)
+
+
+class _Prefetched:
+    """A detector that answers for the frame handed to :meth:`give` with the faces found for it ahead
+    of time (detection depends on the frame alone), and asks the real detector for anything else."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector = detector
+        self._image: np.ndarray | None = None
+        self._found: list = []
+
+    def give(self, image: np.ndarray, found: list) -> None:
+        self._image, self._found = image, found
+
+    def detect(self, image: np.ndarray, *, thorough: bool = False) -> list:
+        if image is self._image and not thorough:
+            self._image = None
+            return list(self._found)
+        return self.detector.detect(image, thorough=thorough)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.detector, name)
+
+
+class _WithDetector:
+    """``processor`` whose ``engine.detector`` is ``detector`` (everything else is the processor's own)."""
+
+    def __init__(self, processor: FrameProcessor, detector: Any) -> None:
+        self._processor = processor
+        self.engine = _EngineWithDetector(processor.engine, detector)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._processor, name)
+
+
+class _EngineWithDetector:
+    def __init__(self, engine: Any, detector: Any) -> None:
+        self._engine = engine
+        self.detector = detector
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+_END = object()
+READ_AHEAD_BYTES = 48 << 20  # decoded RGB frames waiting for the analysis, at most (4 frames at least)
+
+
+def _depth(width: int, height: int) -> int:
+    """Frames read ahead: 16 at 640x480, 8 at 1080p (a queue deep enough to ride out a frame that
+    takes long to analyse, e.g. new faces to embed, while the reading and detecting go on)."""
+    return max(4, min(16, READ_AHEAD_BYTES // max(1, width * height * 3)))
+
+
+class _ReadAhead:
+    """Reads a file in a thread of its own (PyAV lets go of the GIL while decoding and converting), a
+    few frames ahead of the analysis: yields ``(index, rgb, faces)`` for every frame the source hands
+    out, ``faces`` a future of ``detect(rgb)`` for the analysed ones (every ``stride``-th, else None),
+    run in order on one more thread so that the next frame's detection overlaps this frame's tracking
+    and embedding. At most ``depth`` frames wait; the source is opened, read and closed by the
+    reading thread only; ``frames_read`` is the source's count once the end is reached.
+    """
+
+    def __init__(
+        self,
+        source: AvSource,
+        stride: int,
+        *,
+        detect: Callable[[np.ndarray], list],
+        workers: int = 1,
+        depth: int = 16,
+    ) -> None:
+        self._source = source
+        self._stride = stride
+        self._detect = detect
+        self.frames_read = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._detector = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-detect")
+        self._thread = threading.Thread(target=self._read, name="video-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            with self._source as source:
+                while not self._stop.is_set() and (frame := source.read()) is not None:
+                    rgb = frame.rgb
+                    faces = self._detector.submit(self._detect, rgb) if frame.index % self._stride == 0 else None
+                    if not self._put((frame.index, rgb, faces)):
+                        return
+                self.frames_read = source.frames_read
+        except BaseException as exc:  # handed to the consumer, raised where the frame would have been
+            self._put(exc)
+            return
+        self._put(_END)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, Future | None]]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop reading (the thread closes the source) and wait for both threads."""
+        self._stop.set()
+        self._thread.join()
+        self._detector.shutdown(wait=True, cancel_futures=True)
 
 
 def _at_edge(box: Box, width: int, height: int, margin: float = 2.0) -> bool:
@@ -364,18 +566,33 @@ class AnnotatedVideo:
         self._container.close()
 
 
+def timeline_csv_rows(result: dict) -> list[list[str]]:
+    """The CSV of a timeline (``VideoResult.to_dict()``): a header, then one row per segment."""
+    rows = [["kind", "name", "person_id", "start_s", "end_s", "confidence"]]
+    for kind, key, group in (
+        ("person", "name", result.get("people", [])),
+        ("unknown", "label", result.get("unknown", [])),
+    ):
+        for a in group:
+            for s in a["segments"]:
+                rows.append(
+                    [
+                        kind,
+                        a[key],
+                        a.get("person_id") or "",
+                        f"{s['start_s']:.2f}",
+                        f"{s['end_s']:.2f}",
+                        f"{s['confidence']:.4f}",
+                    ]
+                )
+    return rows
+
+
 def timeline_csv(result: VideoResult) -> str:
     """One row per segment: kind, name or label, person id, start, end, confidence."""
     import csv
     import io
 
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["kind", "name", "person_id", "start_s", "end_s", "confidence"])
-    for kind, group in (("person", result.people), ("unknown", result.unknown)):
-        for a in group:
-            for s in a.segments:
-                writer.writerow(
-                    [kind, a.label, a.person_id or "", f"{s.start_s:.2f}", f"{s.end_s:.2f}", f"{s.confidence:.4f}"]
-                )
+    csv.writer(out).writerows(timeline_csv_rows(result.to_dict()))
     return out.getvalue()

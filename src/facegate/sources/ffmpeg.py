@@ -28,6 +28,9 @@ from facegate.sources.base import DEFAULT_MAX_PIXELS, SourceError, SourceFrame, 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # a live stream with this many packets in a row that fail to decode is given up (reconnect)
 MAX_BAD_PACKETS = 50
+# codecs whose decoders drop non-reference frames on request (``skip_frame = NONREF``) and whose
+# packets carry one frame each, displayed in the order of their timestamps
+SKIPPABLE_CODECS = ("h264", "hevc")
 
 
 def low_latency_options(url: str, timeout_s: float) -> dict[str, str]:
@@ -106,6 +109,13 @@ class AvSource:
 
     ``live`` streams are read as they come (the reader drops stale frames); files hand out
     every frame, or every ``stride``-th (all frames are still decoded, never dropped).
+
+    ``skip_unused`` (files with a stride > 1, H.264/HEVC): the frames between the handed-out ones
+    that no other frame is decoded from (non-reference frames, often half of them) are not decoded
+    at all. A first pass over the packets (no decoding) numbers the frames in display order from
+    their timestamps, so the handed-out frames, their indexes and their pixels are the same as
+    without it; a file whose packets lack timestamps, or repeat one, is decoded whole.
+    ``frames_read`` counts the frames passed, skipped ones included.
     """
 
     def __init__(
@@ -118,6 +128,7 @@ class AvSource:
         stride: int = 1,
         format: str | None = None,
         options: dict[str, str] | None = None,
+        skip_unused: bool = False,
     ) -> None:
         if stride < 1:
             raise ValueError("stride must be at least 1")
@@ -130,6 +141,8 @@ class AvSource:
         self.stride = int(stride)
         self.format = format
         self.options = {**low_latency_options(url, timeout_s), **(options or {})}
+        self.skip_unused = bool(skip_unused)
+        self._ranks: dict[int, int] | None = None  # pts -> display index, when skipping
         self.bad_packets = 0  # packets that failed to decode (skipped)
         self._container: Any = None
         self._stream: Any = None
@@ -195,11 +208,41 @@ class AvSource:
         fps = float(rate) if rate else None
         frames = int(stream.frames) if stream.frames and not self.live else None
         self._stream = stream
+        self._ranks = self._display_order() if self.skip_unused and self.stride > 1 and not self.live else None
         self._packets = container.demux(stream)
         self._pending.clear()
         self._decoded = self._bad_in_row = 0
         self._ended = False
         return SourceInfo(fps=fps, width=width or None, height=height or None, live=self.live, frames=frames)
+
+    @property
+    def frames_read(self) -> int:
+        """Frames passed so far: handed out, left out by the stride, or skipped undecoded."""
+        return self._decoded
+
+    def _display_order(self) -> dict[int, int] | None:
+        """pts -> display index of every frame of the file (one demux pass, nothing decoded), or None
+        when frames cannot be skipped safely: another codec, a packet without or with a repeated
+        timestamp, or one the decoder would drop (discarded by an edit list, corrupt), which would
+        shift the count of decoded frames against the count of packets."""
+        import av
+
+        if self._stream is None or self._stream.codec_context.name not in SKIPPABLE_CODECS:
+            return None
+        stamps: list[int] = []
+        try:
+            with av.open(
+                self.url, mode="r", format=self.format, options=self.options, timeout=(self.timeout_s, self.timeout_s)
+            ) as container:
+                for packet in container.demux(container.streams.video[0]):
+                    if packet.size:
+                        if packet.pts is None or packet.is_discard or packet.is_corrupt:
+                            return None
+                        stamps.append(int(packet.pts))
+        except Exception:  # the real pass reports what is wrong with the file
+            return None
+        ranks = {pts: index for index, pts in enumerate(sorted(stamps))}
+        return ranks if len(ranks) == len(stamps) else None
 
     def _check_pixels(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
@@ -224,6 +267,11 @@ class AvSource:
                 return None
             except Exception as exc:
                 raise self._error(exc, opening=False, started=started) from None
+            if self._ranks is not None and packet.pts is not None:
+                # a frame that will not be handed out needs decoding only if others refer to it
+                rank = self._ranks.get(int(packet.pts))
+                skip = rank is not None and rank % self.stride != 0
+                self._stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
             try:
                 self._pending.extend(packet.decode())  # the empty packet at the end flushes the decoder
                 self._bad_in_row = 0
@@ -242,12 +290,16 @@ class AvSource:
         while True:
             frame = self._next_frame()
             if frame is None:
+                if self._ranks is not None:  # frames skipped at the end count as read
+                    self._decoded = max(self._decoded, len(self._ranks))
                 if self.live:
                     raise SourceError(f"the stream {redact_url(self.url)} ended", code="source_ended")
                 return None
             wall_ts = time.monotonic()
             index = self._decoded
-            self._decoded += 1
+            if self._ranks is not None and frame.pts is not None:
+                index = max(index, self._ranks.get(int(frame.pts), index))  # after frames skipped undecoded
+            self._decoded = index + 1
             if index % self.stride:
                 continue
             self._check_pixels(int(frame.width), int(frame.height))

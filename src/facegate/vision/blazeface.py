@@ -102,6 +102,7 @@ class BlazeFaceDetector:
         self.min_score = min_score
         self.iou_threshold = iou_threshold
         self.tile_min_side = tile_min_side
+        self.num_threads = num_threads
         litert = require_module("ai_edge_litert.interpreter")
         self._interpreter = litert.Interpreter(model_path=str(blazeface_model_path()), num_threads=num_threads)
         self._interpreter.allocate_tensors()
