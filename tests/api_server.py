@@ -43,3 +43,32 @@ def running_server(settings: Settings):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def serve_process(port: int, env: dict[str, str], ready_path: str = "/readyz", timeout: float = 120):
+    """``facegate serve --port PORT`` as its own process with ``env`` added, once ``ready_path`` answers 200
+    (for tests that kill it: kill -9, restart)."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facegate", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"facegate serve did not answer {ready_path} on port {port}")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from api_server import free_port, running_server
+from api_server import free_port, running_server, serve_process
 from camera_clips import enrol_clip_people, slideshow
 
 
@@ -130,25 +130,10 @@ def test_a_job_running_when_the_server_is_killed_is_resumed_after_restart(tmp_pa
     runtime.close()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FACEGATE_DATA_DIR": str(tmp_path), "FACEGATE_VIDEO_LEASE": "2"}
+    env = {"FACEGATE_DATA_DIR": str(tmp_path), "FACEGATE_VIDEO_LEASE": "2"}
 
     def serve() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "facegate", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    return proc
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        proc.kill()
-        pytest.fail("the server did not start")
+        return serve_process(port, env)
 
     server = serve()
     try:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from api_server import free_port
+from api_server import free_port, serve_process
 from facegate.events.types import Event, event_id
 
 SECRET = "whsec_test_secret_0123456789"
@@ -63,22 +61,7 @@ def events(n: int, start: int = 0) -> list[dict]:
 
 
 def serve(data, port: int) -> subprocess.Popen:
-    env = {**os.environ, "FACEGATE_DATA_DIR": str(data)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "facegate", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("facegate did not start")
+    return serve_process(port, {"FACEGATE_DATA_DIR": str(data)}, ready_path="/healthz")
 
 
 def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:

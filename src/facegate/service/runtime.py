@@ -154,6 +154,7 @@ class Runtime:
         self.webhook_sender = WebhookSender(self.webhooks.store, worker_name())
         self.webhook_sender.start()
         self.event_log.listeners.append(self.webhook_sender.wake)
+        self.webhooks.changed.append(self.webhook_sender.wake)
         if self.settings.events.mqtt_url:
             self.mqtt = MqttSink(self.bus, mqtt_config(self.settings), self._discovery)
             self.mqtt.start()

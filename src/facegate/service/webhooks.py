@@ -26,6 +26,7 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 600.0
 MAX_ANSWER_BYTES = 64 * 1024  # what is read of a receiver's answer
 POLL_S = 0.2
+HOOKS_CHECK_S = 5.0  # how often a sender with no webhook looks whether one was added (another process)
 LEASE_S = 15.0  # a batch's lease: a sender stops its line before it ends; a killed sender's batch is free after it
 KINDS = ("recognized", "unknown", "left", "camera_down", "camera_up")
 
@@ -73,6 +75,11 @@ class Webhooks:
 
     def __init__(self, store: WebhookStore) -> None:
         self.store = store
+        self.changed: list[Callable[[], None]] = []  # told when a webhook is added or changed (the sender)
+
+    def _changed(self) -> None:
+        for listener in self.changed:
+            listener()
 
     def create(self, url: str, secret: str | None = None, kinds=(), sources=(), collections=(), enabled=True):
         """A new webhook and its secret (generated when not given; shown only here)."""
@@ -80,18 +87,23 @@ class Webhooks:
         if unknown:
             raise WebhookError(f"kinds must be among {', '.join(KINDS)}; got {', '.join(unknown)}")
         secret = secret or "whsec_" + secrets.token_urlsafe(24)
-        return self.store.create(check_url(url), secret, kinds, sources, collections, enabled), secret
+        created = self.store.create(check_url(url), secret, kinds, sources, collections, enabled)
+        self._changed()
+        return created, secret
 
     def update(self, webhook_id: str, **changes) -> Webhook:
         if changes.get("url") is not None:
             check_url(changes["url"])
-        return self.store.update(webhook_id, **changes)
+        updated = self.store.update(webhook_id, **changes)
+        self._changed()
+        return updated
 
     def test(self, webhook_id: str) -> str:
         """Queue a test event for this webhook only; returns its id."""
         now = time.time()
         event = Event(event_id(now), now, "recognized", "test", detail="a test event from facegate").to_dict()
         self.store.add_delivery(webhook_id, event)
+        self._changed()
         return event["id"]
 
 
@@ -127,12 +139,17 @@ class WebhookSender:
         self._wakeup.set()
 
     def _run(self) -> None:
+        hooks, checked = 0, float("-inf")
         while not self._stop.is_set():
-            self._wakeup.wait(POLL_S)
+            woken = self._wakeup.wait(POLL_S)
             self._wakeup.clear()
             if self._stop.is_set():
                 return
             try:
+                if woken or time.monotonic() - checked > HOOKS_CHECK_S:  # no webhook: no outbox to poll
+                    hooks, checked = self.store.enabled_count(), time.monotonic()
+                if not hooks:
+                    continue
                 for line in self.store.claim(self.worker, LEASE_S):
                     hook = line[0].webhook_id
                     with self._lock:

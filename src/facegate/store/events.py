@@ -20,6 +20,17 @@ from facegate.store.webhooks import enqueue
 EXPORT_PAGE = 1000
 
 
+def _filters(q: EventQuery) -> list:
+    """The equality filters of a query (source, person, kind, collection) that are set."""
+    columns = (
+        (EventRow.source, q.source),
+        (EventRow.person_id, q.person_id),
+        (EventRow.kind, q.kind),
+        (EventRow.collection, q.collection),
+    )
+    return [column == value for column, value in columns if value is not None]
+
+
 class EventLog:
     """Events in the facegate database."""
 
@@ -62,19 +73,11 @@ class EventLog:
 
     def query(self, q: EventQuery) -> list[dict]:
         """Up to ``q.limit`` events, oldest first, after ``q.after``."""
-        where = []
+        where = _filters(q)
         if q.since is not None:
             where.append(EventRow.ts >= q.since)
         if q.until is not None:
             where.append(EventRow.ts < q.until)
-        for column, value in (
-            (EventRow.source, q.source),
-            (EventRow.person_id, q.person_id),
-            (EventRow.kind, q.kind),
-            (EventRow.collection, q.collection),
-        ):
-            if value is not None:
-                where.append(column == value)
         if q.after is not None:
             where.append(EventRow.id > q.after)
         with self._store.transaction() as session:
@@ -105,15 +108,7 @@ class EventLog:
 
     def written_after(self, seq: int, q: EventQuery) -> list[tuple[int, dict]]:
         """Events written after ``seq`` (in writing order, whatever their time) that match ``q``'s filters."""
-        where = [EventRow.seq > seq]
-        for column, value in (
-            (EventRow.source, q.source),
-            (EventRow.person_id, q.person_id),
-            (EventRow.kind, q.kind),
-            (EventRow.collection, q.collection),
-        ):
-            if value is not None:
-                where.append(column == value)
+        where = [EventRow.seq > seq, *_filters(q)]
         with self._store.transaction() as session:
             rows = session.scalars(select(EventRow).where(*where).order_by(EventRow.seq).limit(q.limit)).all()
             return [(r.seq, {k: getattr(r, k) for k in EVENT_FIELDS}) for r in rows]

@@ -151,6 +151,10 @@ class WebhookStore:
                 )
             )
 
+    def enabled_count(self) -> int:
+        with self._store.transaction() as session:
+            return int(session.scalar(select(func.count()).where(WebhookRow.enabled.is_(True))) or 0)
+
     def claim(self, worker: str, lease_s: float) -> list[list[Delivery]]:
         """For each webhook, its oldest pending deliveries (up to ``BATCH``, in order), leased to ``worker``,
         when the first of them is due and nobody else holds it: a line is never started in the middle."""
