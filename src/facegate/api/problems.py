@@ -212,7 +212,14 @@ ERROR_DESCRIPTIONS = {
 }
 
 MULTIPART_FORM = "multipart/form-data"
-WRITES_CONFLICT = ("/v1/people", "/v1/collections")  # names that must be unique, a protected collection
+# names that must be unique, a protected collection, a camera's collection in use
+WRITES_CONFLICT = ("/v1/people", "/v1/collections", "/v1/cameras")
+# reads that answer 409 when the resource is not in the state they need
+READS_CONFLICT = (
+    "/v1/videos/{job_id}/result",  # video_not_done
+    "/v1/cameras/{camera_id}/snapshot.jpg",  # camera_not_running
+    "/v1/cameras/{camera_id}/stream.mjpg",
+)
 
 
 def _error_statuses(path: str, method: str, operation: dict) -> set[int]:
@@ -230,6 +237,8 @@ def _error_statuses(path: str, method: str, operation: dict) -> set[int]:
     if "collection" in names or any(p["in"] == "path" for p in params):
         statuses.add(404)
     if "collection" in names or (method in ("post", "patch", "delete") and path.startswith(WRITES_CONFLICT)):
+        statuses.add(409)
+    if path in READS_CONFLICT:
         statuses.add(409)
     if params:
         statuses.add(422)
