@@ -123,13 +123,14 @@ def test_cameras_page_adds_watches_edits_and_deletes_a_camera(playwright, servic
         assert page.locator("#add-camera-error").inner_text() == ""
         [camera] = httpx.get(f"{service}/v1/cameras").json()
         assert camera["name"] == "Front door" and camera["fps"] == 5
-        tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=30_000)
+        tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=60_000)
         assert "s3cret" not in tile.inner_text() and "admin:***@" in tile.inner_text()
 
         # the live view: frames from the MJPEG stream, with the server's green box of a match
         handle = tile.element_handle()
-        view = until(page, "a green box on the canvas", lambda: (v := page.evaluate(CANVAS, handle))["green"] and v, 40)
-        assert view["frames"] >= 2 and view["picture"] and (view["width"], view["height"]) == (640, 480), view
+        view = until(page, "a green box on the canvas", lambda: (v := page.evaluate(CANVAS, handle))["green"] and v, 60)
+        assert view["picture"] and (view["width"], view["height"]) == (640, 480), view
+        until(page, "a second frame", lambda: page.evaluate(CANVAS, handle)["frames"] >= 2, 60)  # a stream, not one
         # who is in front of it now, named from the server's tracks
         people = tile.get_by_test_id("camera-people")
         named = until(
@@ -159,7 +160,7 @@ def test_cameras_page_adds_watches_edits_and_deletes_a_camera(playwright, servic
         tile.get_by_text("at most 3 fps").wait_for()
         camera = httpx.get(f"{service}/v1/cameras/{camera['id']}").json()
         assert camera["fps"] == 3 and camera["url"].startswith("rtsp://admin:***@"), camera
-        tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=30_000)
+        tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=60_000)
         # disabling stops it
         tile.get_by_role("button", name="Edit Front door").click()
         form.get_by_label("Enabled").uncheck()
@@ -200,7 +201,7 @@ def test_the_live_view_sends_the_api_key_in_a_header_never_in_a_url(playwright, 
             page.goto("/#/cameras")
             tile = page.locator('[data-testid="camera"][data-name="Yard"]')
             tile.wait_for(timeout=15_000)
-            tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=30_000)
+            tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=60_000)
             handle = tile.element_handle()
             view = until(
                 page, "frames on the canvas", lambda: (v := page.evaluate(CANVAS, handle))["frames"] >= 3 and v, 30
@@ -216,7 +217,7 @@ def test_the_live_view_sends_the_api_key_in_a_header_never_in_a_url(playwright, 
                 assert "camera is down" in tile.inner_text()
             finally:
                 rtsp.start()
-            tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=30_000)
+            tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=60_000)
             # leaving the page stops the stream
             failed: list[str] = []
             page.on("requestfailed", lambda r: failed.append(r.url))
@@ -241,14 +242,14 @@ def test_more_cameras_than_streams_all_show_their_picture(playwright, service, r
         with browser_page(playwright, service) as page:
             page.goto("/#/cameras")
             tiles = page.locator('[data-testid="camera"]')
-            until(page, "five cameras", lambda: tiles.count() == 5, 15)
+            until(page, "five cameras", lambda: tiles.count() == 5, 60)  # the list refreshes every 2 s; CI is slow
             for n in range(5):
                 tile = tiles.nth(n)
-                tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=30_000)
+                tile.get_by_test_id("camera-state").filter(has_text="live").wait_for(timeout=60_000)
                 handle = tile.element_handle()
-                until(page, f"a picture from Cam {n}", lambda h=handle: page.evaluate(CANVAS, h)["frames"] >= 2, 30)
+                until(page, f"a picture from Cam {n}", lambda h=handle: page.evaluate(CANVAS, h)["frames"] >= 2, 60)
             people = page.get_by_test_id("camera-people")
-            until(page, "people on every camera", lambda: all(t != "" for t in people.all_inner_texts()), 15)
+            until(page, "people on every camera", lambda: all(t != "" for t in people.all_inner_texts()), 45)
             screenshot(page, "cameras-five")
     finally:
         for camera_id in ids:
