@@ -569,7 +569,7 @@ def test_collections_page_creates_renames_and_deletes_with_confirmation(playwrig
         row = page.locator('[data-testid="collection"][data-name="visitors"]')
         row.wait_for()
         assert "visitors" in collection_names(api)
-        assert row.get_by_test_id("collection-people").inner_text() == "0 people"
+        row.get_by_test_id("collection-people").filter(has_text="0 people").wait_for(timeout=30_000)  # counted async
         page.locator('#collection-select option[value="visitors"]').wait_for(state="attached")
         name.fill("visitors")  # the server says the name is taken
         page.get_by_role("button", name="Create collection").click()
