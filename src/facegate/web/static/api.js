@@ -51,23 +51,7 @@ export async function api(path, { method = "GET", json, form, body, signal } = {
   } else if (body !== undefined) {
     init.body = body;
   }
-  let response;
-  try {
-    response = await fetch(inCollection(path), init);
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiProblem(0, "network", "the server cannot be reached");
-  }
-  if (response.status === 401) listeners.forEach((fn) => fn());
-  if (!response.ok) {
-    let problem = {};
-    try {
-      problem = await response.json();
-    } catch {
-      /* not JSON */
-    }
-    throw new ApiProblem(response.status, problem.code, problem.detail || response.statusText);
-  }
+  const response = await answered(fetch(inCollection(path), init));
   if (response.status === 204) return null;
   return response.json();
 }
@@ -122,14 +106,11 @@ export class UrlBag {
   }
 }
 
-/**
- * GET ``path`` with the key in a header (never in the URL) and resolve the Response itself, for
- * bodies read as they arrive (e.g. an MJPEG stream) or as a blob. Refusals throw like api().
- */
-export async function apiResponse(path, { signal } = {}) {
+/** The response of a fetch, or an ApiProblem: the server unreachable, or a refusal with its code. */
+async function answered(request) {
   let response;
   try {
-    response = await fetch(path, { headers: headers(), signal, cache: "no-store" });
+    response = await request;
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiProblem(0, "network", "the server cannot be reached");
@@ -145,6 +126,14 @@ export async function apiResponse(path, { signal } = {}) {
     throw new ApiProblem(response.status, problem.code, problem.detail || response.statusText);
   }
   return response;
+}
+
+/**
+ * GET ``path`` with the key in a header (never in the URL) and resolve the Response itself, for
+ * bodies read as they arrive (e.g. an MJPEG stream) or as a blob. Refusals throw like api().
+ */
+export async function apiResponse(path, { signal } = {}) {
+  return answered(fetch(path, { headers: headers(), signal, cache: "no-store" }));
 }
 
 /** Show a same-origin image that needs the API key (e.g. a face chip) in ``img``. */
