@@ -195,7 +195,7 @@ class FaceEngine:
                     box=det.box,
                     det_score=det.score,
                     landmarks=points,
-                    quality=assess_quality(det.box, points, chip, self.config.quality),
+                    quality=assess_quality(det.box, points, chip, self.config.quality, image=image),
                     embedding=vectors[i] if vectors is not None else None,
                     chip=chip if keep_chips else None,
                     keypoints=det.keypoints,

@@ -70,10 +70,45 @@ def pose_from_landmarks(points: np.ndarray) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
+def chroma(chip: np.ndarray) -> float:
+    """Mean colour saturation of the face (distance from grey in CrCb; 0 for a greyscale picture)."""
+    import cv2
+
+    ycc = cv2.cvtColor(chip[30:120, 30:120], cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    return float(np.hypot(ycc[..., 1] - 128.0, ycc[..., 2] - 128.0).mean())
+
+
+def blockiness(image: np.ndarray, box: Box) -> float:
+    """JPEG block artefacts around a face: mean step across the 8-px grid over the mean step elsewhere.
+
+    Measured on the picture's own pixel grid (where a JPEG's 8x8 blocks lie), in the face
+    box; about 1 for an uncompressed or well-compressed face, 1.5 and more at JPEG quality 30.
+    """
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
+    x2, y2 = min(w, int(box.x2)), min(h, int(box.y2))
+    if x2 - x1 < 17 or y2 - y1 < 17:
+        return float("nan")
+    grey = image[y1:y2, x1:x2].astype(np.float32).mean(axis=2)
+    ratios = []
+    for axis, start in ((1, x1), (0, y1)):
+        steps = np.abs(np.diff(grey, axis=axis)).mean(axis=1 - axis)  # step between pixel k and k+1
+        on_grid = (np.arange(len(steps)) + start + 1) % 8 == 0
+        ratios.append(steps[on_grid].mean() / max(1e-3, steps[~on_grid].mean()))
+    return float(np.mean(ratios))
+
+
 def assess_quality(
-    box: Box, landmarks: np.ndarray, chip: np.ndarray, thresholds: QualityThresholds = DEFAULT_THRESHOLDS
+    box: Box,
+    landmarks: np.ndarray,
+    chip: np.ndarray,
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+    image: np.ndarray | None = None,
 ) -> Quality:
-    """Score one face; ``reasons`` names each factor that lowered the score."""
+    """Score one face; ``reasons`` names each factor that lowered the score.
+
+    ``image`` (the picture the face was found in) adds the JPEG blockiness measure.
+    """
     import cv2
 
     t = thresholds
@@ -94,4 +129,6 @@ def assess_quality(
     }
     score = float(np.prod(list(factors.values())))
     reasons = tuple(name for name, value in factors.items() if value < 1.0)
-    return Quality(score, reasons, size, sharpness, brightness, yaw, pitch, roll)
+    colour = chroma(chip)
+    blocks = blockiness(image, box) if image is not None else float("nan")
+    return Quality(score, reasons, size, sharpness, brightness, yaw, pitch, roll, colour, blocks)

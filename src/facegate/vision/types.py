@@ -69,7 +69,9 @@ class Quality:
 
     ``size`` is the face's shorter side in pixels, ``sharpness`` the variance of the
     Laplacian of the aligned chip, ``yaw``/``roll``/``pitch`` rough pose estimates in
-    degrees from the 5 landmarks, ``brightness`` the chip's mean grey level (0-255).
+    degrees from the 5 landmarks, ``brightness`` the chip's mean grey level (0-255),
+    ``colour`` the face's mean chroma (0 for a greyscale picture), ``blockiness`` how much
+    stronger edges are on the 8-pixel JPEG grid than off it around the face (1: none).
     """
 
     score: float
@@ -80,6 +82,8 @@ class Quality:
     yaw: float
     pitch: float
     roll: float
+    colour: float = float("nan")
+    blockiness: float = float("nan")
 
     def to_dict(self) -> dict:
         return {
@@ -91,7 +95,13 @@ class Quality:
             "yaw": round(self.yaw, 1),
             "pitch": round(self.pitch, 1),
             "roll": round(self.roll, 1),
+            "colour": _rounded(self.colour, 1),
+            "blockiness": _rounded(self.blockiness, 2),
         }
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return None if value != value else round(value, digits)
 
 
 @dataclass
