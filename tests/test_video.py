@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from camera_clips import enrol_clip_people, slideshow
@@ -128,25 +129,124 @@ def test_a_file_that_is_not_a_video_is_refused_with_a_code(runtime, tmp_path):
     with pytest.raises(SourceError) as err:
         analyse(runtime, junk)
     assert err.value.code in ("source_decode_failed", "source_unsupported")
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(slideshow().path.read_bytes()[:60_000])  # a truncated MP4: what decodes, or a code
-    try:
-        result = analyse(runtime, cut)
-        assert result.video.frames < slideshow().frames
-    except SourceError as exc:
-        assert exc.code in ("source_decode_failed", "source_unsupported")
+
+
+# ----------------------------------------------------------------------------- damaged files
+
+
+def faststart(path: Path, out: Path) -> Path:
+    """``path`` remuxed (not re-encoded) with its index (moov) first, as cameras and web exports write
+    MP4s: cut anywhere, the part before the cut still decodes."""
+    with av.open(str(path)) as src, av.open(str(out), "w", options={"movflags": "faststart"}) as dst:
+        video = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                dst.mux(packet)
+    return out
+
+
+def truncated_clip(folder: Path, fraction: float = 0.6) -> Path:
+    """The slideshow clip (index first) cut off after ``fraction`` of its bytes."""
+    whole = faststart(slideshow().path, folder / "whole.mp4").read_bytes()
+    cut = folder / f"cut{round(fraction * 100)}.mp4"
+    cut.write_bytes(whole[: int(len(whole) * fraction)])
+    return cut
+
+
+def damaged_clip(folder: Path) -> Path:
+    """The slideshow clip (index first) with garbage from 40% to 75% of its bytes: the decoder gives up halfway."""
+    data = bytearray(faststart(slideshow().path, folder / "whole.mp4").read_bytes())
+    start, end = int(len(data) * 0.4), int(len(data) * 0.75)
+    data[start:end] = np.random.default_rng(15).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    bad = folder / "damaged.mp4"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_a_truncated_mp4_gives_the_timeline_of_what_decodes_and_says_where_it_stops(runtime, tmp_path):
+    clip = slideshow()
+    result = analyse(runtime, truncated_clip(tmp_path))
+    video, length = result.video, clip.frames / clip.fps
+    assert video.truncated is not None and video.truncated.code == "video_truncated"
+    at = video.truncated.at_s
+    assert 0.4 * length < at < 0.8 * length and video.frames == pytest.approx(at * clip.fps, abs=1)
+    assert video.duration_s == pytest.approx(length) and "truncated" in video.truncated.detail
+    # the people on screen before the cut, nobody after it
+    assert {a.label for a in result.people} == {"Colin Powell", "Tony Blair"}
+    assert all(s.end_s <= at + 1e-6 for a in result.people + result.unknown for s in a.segments)
+    as_json = result.to_dict()["video"]
+    assert as_json["truncated"] is True and as_json["truncated_at_s"] == round(at, 2)
+    assert as_json["truncated_code"] == "video_truncated"
+    # a whole file says it is whole
+    whole = analyse(runtime, faststart(clip.path, tmp_path / "again.mp4")).to_dict()["video"]
+    assert (whole["truncated"], whole["truncated_at_s"], whole["truncated_code"]) == (False, None, None)
+
+    # the CLI says so too
+    env = {**os.environ, "FACEGATE_DATA_DIR": str(runtime.settings.data_dir)}
+    cut = tmp_path / "cut60.mp4"
+    out = subprocess.run(
+        [sys.executable, "-m", "facegate", "video", str(cut), "--json", "t.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"TRUNCATED at {at:.2f} s" in out.stdout and "video_truncated" in out.stdout, out.stdout
+    assert json.loads((tmp_path / "t.json").read_text())["video"]["truncated_at_s"] == round(at, 2)
+
+
+def test_an_mp4_cut_before_its_index_is_refused_with_a_code(runtime, tmp_path):
+    from facegate.sources.base import SourceError
+
+    cut = tmp_path / "cut.mp4"  # x264 through PyAV writes the index (moov) last: nothing to read without it
+    cut.write_bytes(slideshow().path.read_bytes()[:60_000])
+    with pytest.raises(SourceError) as err:
+        analyse(runtime, cut)
+    assert err.value.code in ("source_decode_failed", "source_unsupported")
+
+
+def test_a_decoder_error_halfway_keeps_what_came_before_and_says_where(runtime, tmp_path):
+    result = analyse(runtime, damaged_clip(tmp_path))
+    truncated = result.video.truncated
+    assert truncated is not None and truncated.code == "source_decode_failed", result.video
+    assert 2.0 < truncated.at_s < 0.8 * result.video.duration_s
+    assert str(tmp_path) not in truncated.detail  # no server path in what a client reads
+    assert "Colin Powell" in {a.label for a in result.people}
+    assert all(s.end_s <= truncated.at_s + 1e-6 for a in result.people + result.unknown for s in a.segments)
 
 
 @pytest.mark.skipif(not CROWD.exists(), reason=f"{CROWD} is not here (../shared/data)")
 def test_a_1080p_crowd_every_track_is_named_or_grouped(runtime):
     result = analyse(runtime, CROWD)
     assert (result.video.width, result.video.height) == (1920, 1080)
-    groups = len(result.unknown)
+    groups, tracks = len(result.unknown), result.video.tracks
     print(
-        f"crowd: {groups} unknown groups, {len(result.people)} people named, "
+        f"crowd: {tracks} tracks, {groups} unknown groups, {len(result.people)} people named, "
         f"{result.video.duration_s / result.processing_s:.2f}x real time"
     )
     assert groups >= 1 and all(a.segments and a.best_frame for a in result.unknown)
+    # every track is somewhere (a track may show in two groups), and people are not scattered over groups
+    assert sum(a.tracks for a in result.people + result.unknown) >= tracks >= 1
+    assert groups <= tracks + 2, result.unknown
+
+
+def test_two_faces_in_one_frame_are_never_one_unknown_group(runtime):
+    """However alike two strangers' embeddings look (small, blurred faces in a crowd), faces seen in the same
+    frame are two people."""
+    from facegate.service.video import SIGHTINGS, _Observation, _unknown_groups
+    from facegate.vision.types import Box
+
+    one = np.ones(128, np.float32) / np.sqrt(128)
+    seen = [
+        _Observation(t, track * SIGHTINGS, "unknown", None, None, 0.0, Box(0, 0, 50, 50), 1.0, one)
+        for t in (0.0, 0.12, 0.24)
+        for track in (1, 2)
+    ] + [_Observation(0.6, 3 * SIGHTINGS, "unknown", None, None, 0.0, Box(0, 0, 50, 50), 1.0, one)]
+    groups = _unknown_groups(seen, 0.12, 1.0, 1.0, 1.0, runtime.processor)
+    assert sorted(g.tracks for g in groups) == [1, 2]  # tracks 1 and 2 apart; track 3, later, joins one of them
 
 
 # ----------------------------------------------------------------------------- reading ahead

@@ -110,6 +110,26 @@ def test_refusals_have_codes_and_leave_nothing_behind(service):
     assert httpx.get(f"{base}/readyz").status_code == 200
 
 
+def test_a_truncated_or_damaged_upload_is_done_with_the_part_that_decodes_and_says_where(service, tmp_path):
+    from test_video import damaged_clip, truncated_clip
+
+    _, base, _ = service
+    for clip, code in ((truncated_clip(tmp_path), "video_truncated"), (damaged_clip(tmp_path), "source_decode_failed")):
+        created = upload(base, clip.read_bytes(), clip.name)
+        assert created.status_code == 202, created.text
+        job = wait_done(base, created.json()["id"])
+        assert job["state"] == "done", job
+        video = job["video"]
+        assert video["truncated"] is True and video["truncated_code"] == code, video
+        assert 0 < video["truncated_at_s"] < video["duration_s"]
+        result = httpx.get(f"{base}/v1/videos/{job['id']}/result").json()
+        assert result["video"]["truncated_at_s"] == video["truncated_at_s"]
+        assert "Colin Powell" in {p["name"] for p in result["people"]}
+        assert "/tmp" not in json.dumps(result) and "/tmp" not in json.dumps(job, default=list)
+        assert httpx.delete(f"{base}/v1/videos/{job['id']}").status_code == 204
+    assert httpx.get(f"{base}/readyz").status_code == 200
+
+
 def test_a_job_can_be_cancelled(service):
     _, base, _ = service
     job = upload(base, slideshow().path.read_bytes(), every_frame="true").json()

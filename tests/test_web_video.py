@@ -162,6 +162,34 @@ def test_video_page_uploads_a_clip_and_shows_who_appears_when(playwright, servic
         assert not any(v["id"] == job_id for v in videos(service))
 
 
+def test_video_page_says_a_truncated_file_was_analysed_as_far_as_it_decodes(playwright, service, tmp_path):
+    from test_video import truncated_clip
+
+    with browser_page(playwright, service) as page:
+        page.goto("/#/video")
+        page.get_by_role("heading", name="Video", level=1).wait_for()
+        page.locator("#video-file").set_input_files(str(truncated_clip(tmp_path)))
+        job = page.locator('[data-testid="video-job"][data-state="done"]').first
+        job.wait_for(timeout=240_000)
+        assert job.get_by_test_id("video-state").inner_text() == "done · truncated"
+        note = job.get_by_test_id("video-truncated")
+        assert note.is_visible() and "nothing decodes after" in note.inner_text(), note.inner_text()
+        # the timeline says so, and every lane hatches the part that did not decode
+        warning = page.locator('#video-timeline [data-testid="timeline-truncated"]')
+        warning.wait_for(timeout=30_000)
+        job_id = job.get_attribute("data-id")
+        at = httpx.get(f"{service}/v1/videos/{job_id}", timeout=30).json()["video"]
+        assert f"after {at['truncated_at_s']:.1f} s of {at['duration_s']:.1f} s" in warning.inner_text()
+        rows = page.locator('#video-timeline [data-testid="timeline-row"]')
+        rows.first.wait_for(timeout=30_000)
+        assert rows.count() >= 2 and page.locator("#video-timeline .lane .undecoded").count() == rows.count()
+        assert "Hugo Chavez" not in rows.evaluate_all("(els) => els.map((el) => el.dataset.name)")
+        assert axe_violations(page) == []
+        whole = {"truncated": False, "duration_s": 14.9}
+        assert page.evaluate("async (v) => (await import('/ui/video.js')).describeTruncation(v)", whole) == ""
+    assert httpx.delete(f"{service}/v1/videos/{job_id}", timeout=30).status_code == 204  # the next test starts empty
+
+
 def test_video_page_shows_why_a_file_is_refused(playwright, service, tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_bytes(b"this is not a video at all\n" * 200)

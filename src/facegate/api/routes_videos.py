@@ -32,6 +32,16 @@ class VideoInfoOut(BaseModel):
     fps: float | None = None
     width: int | None = None
     height: int | None = None
+    truncated: bool | None = Field(
+        default=None,
+        description="a done job whose file stopped decoding early (cut off, or a decoder error halfway): "
+        "its timeline covers 0 to truncated_at_s only; null until the job is done",
+    )
+    truncated_at_s: float | None = Field(default=None, description="where the decoding stopped, in seconds")
+    truncated_code: str | None = Field(
+        default=None, description="video_truncated (the file ends early) or the decoder's code (source_decode_failed…)"
+    )
+    truncated_detail: str | None = None
 
 
 class VideoJobOut(BaseModel):
@@ -171,9 +181,12 @@ def get_job(request: Request, job_id: str) -> VideoJobOut:
     responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
 )
 def result(request: Request, job_id: str, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Response:
-    """The timeline: ``{"video", "people": [{"name", "person_id", "segments": [{"start_s", "end_s", "confidence"}],
-    "seconds", "share", "tracks", "best_frame": {"t_s", "box"}}], "unknown": [{"label", ...}]}``, or CSV
-    (one row per segment). 409 ``video_not_done`` before the job is done."""
+    """The timeline: ``{"video": {"duration_s", "fps", "width", "height", "frames", "analysed_frames", "truncated",
+    "truncated_at_s", "truncated_code", "truncated_detail"}, "people": [{"name", "person_id", "segments":
+    [{"start_s", "end_s", "confidence"}], "seconds", "share", "tracks", "best_frame": {"t_s", "box"}}],
+    "unknown": [{"label", ...}]}``, or CSV (one row per segment). A damaged file is analysed as far as it
+    decodes: ``truncated`` true, ``truncated_at_s`` where it stopped. 409 ``video_not_done`` before the job
+    is done."""
     videos = runtime_of(request).videos
     _visible(request, videos.get(job_id))
     if format == "csv":

@@ -54,6 +54,11 @@ def video(
         f"{file.name}: {v.duration_s:.1f} s, {v.width}x{v.height} at {v.fps:.1f} fps; "
         f"{v.analysed} frames analysed in {result.processing_s:.1f} s ({speed:.1f}x real time)"
     )
+    if v.truncated is not None:
+        typer.echo(
+            f"TRUNCATED at {v.truncated.at_s:.2f} s of {v.duration_s:.2f} s ({v.truncated.code}): "
+            f"{v.truncated.detail}; the timeline covers 0-{v.truncated.at_s:.2f} s"
+        )
     for group in (result.people, result.unknown):
         for a in group:
             spans = ", ".join(f"{s.start_s:.1f}-{s.end_s:.1f}" for s in a.segments[:6])

@@ -38,6 +38,7 @@ import numpy as np
 
 from facegate.service.pipeline import FrameOptions, FrameProcessor
 from facegate.service.tracking import TrackingSession
+from facegate.sources.base import SourceError
 from facegate.sources.ffmpeg import AvSource
 from facegate.stream.types import MATCH, PENDING, UNKNOWN
 from facegate.vision.draw import confidence_colour, draw_boxes
@@ -64,13 +65,24 @@ class VideoOptions:
 
 
 @dataclass(frozen=True)
+class Truncation:
+    """Where the decoding of a damaged file stopped: the timeline covers ``[0, at_s)`` only."""
+
+    at_s: float
+    code: str  # video_truncated (the file ends early), or the decoder's error code (source_decode_failed…)
+    detail: str
+
+
+@dataclass(frozen=True)
 class VideoInfo:
-    duration_s: float
+    duration_s: float  # as the file declares it (or as far as it decoded, when longer)
     fps: float
     width: int
     height: int
     frames: int  # frames read
     analysed: int  # frames analysed
+    truncated: Truncation | None = None
+    tracks: int = 0  # faces followed from frame to frame (tracker tracks), named or not
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,7 @@ class Appearance:
     seconds: float
     share: float
     best_frame: BestFrame | None
-    tracks: int
+    tracks: int  # tracker tracks it was seen in
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,11 @@ class VideoResult:
                 "height": v.height,
                 "frames": v.frames,
                 "analysed_frames": v.analysed,
+                "tracks": v.tracks,
+                "truncated": v.truncated is not None,
+                "truncated_at_s": None if v.truncated is None else round(v.truncated.at_s, 2),
+                "truncated_code": None if v.truncated is None else v.truncated.code,
+                "truncated_detail": None if v.truncated is None else v.truncated.detail,
             },
             "people": [appearance(a, "name") for a in self.people],
             "unknown": [appearance(a, "label") for a in self.unknown],
@@ -189,10 +206,13 @@ class VideoAnalysis:
         info = probe.open()
         probe.close()
         fps = info.fps or 25.0
+        start_s: float | None = None  # the timestamp of the first frame (not always 0)
         stride = self.stride(fps)
         observations: list[_Observation] = []
         sightings: dict[int, int] = {}  # track id -> how often its face changed look (cuts in edited video)
         read = analysed = 0
+        decoded_s = 0.0  # the end of the last frame decoded
+        stopped = False  # cancelled
         width, height = info.width or 0, info.height or 0
         writer = AnnotatedVideo(draw, fps, info.width or 0, info.height or 0) if draw else None
         shown: list = []  # the tracks drawn until the next analysed frame
@@ -220,15 +240,19 @@ class VideoAnalysis:
             depth=_depth(info.width or 0, info.height or 0),
         )
         try:
-            for index, rgb, faces in reader:
+            for index, pts, rgb, faces in reader:
                 if cancelled is not None and cancelled():
+                    stopped = True
                     break
                 read = index + 1
+                if start_s is None:
+                    start_s = pts - index / fps if pts is not None else 0.0
+                t = _time(index, pts, fps, start_s)
+                decoded_s = max(decoded_s, t + 1 / fps)
                 if index % stride:
                     if writer is not None:
                         writer.write(rgb, shown)
                     continue
-                t = index / fps
                 height, width = rgb.shape[:2]
                 ahead.give(rgb, faces.result())
                 result = execute(session.process, rgb, t)
@@ -264,15 +288,60 @@ class VideoAnalysis:
             reader.close()
         if writer is not None:
             writer.close()
+        if reader.error is not None and analysed == 0:
+            raise reader.error  # nothing decodes: the job fails with the decoder's code
         if progress is not None:
             progress(read, info.frames)
-        duration = max(read, info.frames or 0) / fps
+        decoded_s = max(decoded_s, read / fps)
+        declared_s = info.frames / fps if info.frames else _declared(path)
+        error = None if reader.error is None else str(reader.error).replace(path, "the file")
+        truncated = None if stopped else _truncation(reader.error, error, decoded_s, declared_s, (stride + 1) / fps)
+        duration = max(decoded_s, declared_s or 0.0, (info.frames or 0) / fps)
         frame_s = stride / fps
         _backfill(observations)
-        people = _people(observations, frame_s, self.options.max_gap_s, duration)
-        unknown = _unknown_groups(observations, frame_s, self.options.max_gap_s, duration, self.processor)
-        video = VideoInfo(duration, fps, width, height, read, analysed)
+        gap = self.options.max_gap_s
+        people = _people(observations, frame_s, gap, duration, decoded_s)
+        unknown = _unknown_groups(observations, frame_s, gap, duration, decoded_s, self.processor)
+        tracks = len({o.track_id // SIGHTINGS for o in observations})
+        video = VideoInfo(duration, fps, width, height, read, analysed, truncated, tracks)
         return VideoResult(video, people, unknown, time.perf_counter() - started)
+
+
+def _declared(path: str) -> float | None:
+    """The duration the file's headers declare, for a container that does not count its frames (Matroska…)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+            return max(0.0, container.duration / 1_000_000 - start) if container.duration else None
+    except Exception:  # the reading said what is wrong with the file
+        return None
+
+
+def _time(index: int, pts: float | None, fps: float, start_s: float) -> float:
+    """The time of frame ``index``: ``index / fps``, or its timestamp when frames were lost before it (a
+    damaged stretch the demuxer skipped) or the rate varies, so that what follows keeps its place."""
+    counted = index / fps
+    if pts is None:
+        return counted
+    stamped = pts - start_s
+    return stamped if abs(stamped - counted) > 0.5 / fps and stamped > counted else counted
+
+
+def _truncation(
+    error: SourceError | None, message: str | None, decoded_s: float, declared_s: float | None, slack_s: float
+) -> Truncation | None:
+    """Where and why the decoding stopped early, or None when the file was read to its end."""
+    if error is not None:
+        return Truncation(decoded_s, error.code, f"decoding stopped at {decoded_s:.2f} s: {message}")
+    if declared_s is not None and decoded_s < declared_s - slack_s:
+        detail = f"the file ends at {decoded_s:.2f} s of the {declared_s:.2f} s it declares (truncated)"
+        return Truncation(decoded_s, "video_truncated", detail)
+    return None
 
 
 _spare_lock = threading.Lock()
@@ -372,11 +441,12 @@ def _depth(width: int, height: int) -> int:
 
 class _ReadAhead:
     """Reads a file in a thread of its own (PyAV lets go of the GIL while decoding and converting), a
-    few frames ahead of the analysis: yields ``(index, rgb, faces)`` for every frame the source hands
+    few frames ahead of the analysis: yields ``(index, pts, rgb, faces)`` for every frame the source hands
     out, ``faces`` a future of ``detect(rgb)`` for the analysed ones (every ``stride``-th, else None),
     run in order on one more thread so that the next frame's detection overlaps this frame's tracking
     and embedding. At most ``depth`` frames wait; the source is opened, read and closed by the
-    reading thread only; ``frames_read`` is the source's count once the end is reached.
+    reading thread only; ``frames_read`` is the source's count once the end is reached, or once a
+    decoder error (``error``, a ``SourceError``) ended the reading early.
     """
 
     def __init__(
@@ -392,6 +462,7 @@ class _ReadAhead:
         self._stride = stride
         self._detect = detect
         self.frames_read = 0
+        self.error: SourceError | None = None  # what stopped the decoding before the end of the file
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._detector = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="video-detect")
@@ -410,18 +481,21 @@ class _ReadAhead:
     def _read(self) -> None:
         try:
             with self._source as source:
-                while not self._stop.is_set() and (frame := source.read()) is not None:
-                    rgb = frame.rgb
-                    faces = self._detector.submit(self._detect, rgb) if frame.index % self._stride == 0 else None
-                    if not self._put((frame.index, rgb, faces)):
-                        return
+                try:
+                    while not self._stop.is_set() and (frame := source.read()) is not None:
+                        rgb = frame.rgb
+                        faces = self._detector.submit(self._detect, rgb) if frame.index % self._stride == 0 else None
+                        if not self._put((frame.index, frame.pts, rgb, faces)):
+                            return
+                except SourceError as exc:  # a decoder error halfway: what came before stands
+                    self.error = exc
                 self.frames_read = source.frames_read
         except BaseException as exc:  # handed to the consumer, raised where the frame would have been
             self._put(exc)
             return
         self._put(_END)
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray, Future | None]]:
+    def __iter__(self) -> Iterator[tuple[int, float | None, np.ndarray, Future | None]]:
         while True:
             item = self._queue.get()
             if item is _END:
@@ -460,8 +534,9 @@ def _backfill(observations: list[_Observation]) -> None:
                 following = o
 
 
-def _segments(times: list[tuple[float, float]], frame_s: float, max_gap_s: float) -> tuple[Segment, ...]:
-    """(t, confidence) sorted by t -> segments; each observation covers one analysed frame interval."""
+def _segments(times: list[tuple[float, float]], frame_s: float, max_gap_s: float, end_s: float) -> tuple[Segment, ...]:
+    """(t, confidence) sorted by t -> segments; each observation covers one analysed frame interval
+    (up to ``end_s``, the end of the last frame decoded)."""
     out: list[Segment] = []
     start = end = None
     confidences: list[float] = []
@@ -471,18 +546,24 @@ def _segments(times: list[tuple[float, float]], frame_s: float, max_gap_s: float
             confidences.append(confidence)
             continue
         if start is not None:
-            out.append(Segment(start, end, float(np.mean(confidences))))
+            out.append(Segment(start, min(end, end_s), float(np.mean(confidences))))
         start, end, confidences = t, t + frame_s, [confidence]
     if start is not None:
-        out.append(Segment(start, end, float(np.mean(confidences))))
+        out.append(Segment(start, min(end, end_s), float(np.mean(confidences))))
     return tuple(out)
 
 
 def _appearance(
-    label: str, person_id: str | None, obs: list[_Observation], frame_s: float, max_gap_s: float, duration: float
+    label: str,
+    person_id: str | None,
+    obs: list[_Observation],
+    frame_s: float,
+    max_gap_s: float,
+    duration: float,
+    end_s: float,
 ) -> Appearance:
     times = sorted({o.t: o.confidence for o in obs}.items())
-    segments = _segments(times, frame_s, max_gap_s)
+    segments = _segments(times, frame_s, max_gap_s, end_s)
     seconds = sum(s.end_s - s.start_s for s in segments)
     best = max(obs, key=lambda o: o.view)
     best_frame = BestFrame(best.t, best.box) if best.view > 0 else BestFrame(obs[0].t, obs[0].box)
@@ -493,47 +574,115 @@ def _appearance(
         seconds,
         seconds / duration if duration else 0.0,
         best_frame,
-        len({o.track_id for o in obs}),
+        len({o.track_id // SIGHTINGS for o in obs}),
     )
 
 
-def _people(observations: list[_Observation], frame_s: float, max_gap_s: float, duration: float):
+def _people(observations: list[_Observation], frame_s: float, max_gap_s: float, duration: float, end_s: float):
     named: dict[str, list[_Observation]] = defaultdict(list)
     for o in observations:
         if o.status == MATCH and o.person_id:
             named[o.person_id].append(o)
-    people = [_appearance(obs[0].name or "", pid, obs, frame_s, max_gap_s, duration) for pid, obs in named.items()]
+    people = [
+        _appearance(obs[0].name or "", pid, obs, frame_s, max_gap_s, duration, end_s) for pid, obs in named.items()
+    ]
     return tuple(sorted(people, key=lambda a: (-a.seconds, a.label)))
 
 
+MERGE_LIMIT = 1000  # groups compared all against all (a G x G matrix) after the greedy pass, at most
+
+
+@dataclass
+class _Group:
+    """Sightings taken as one anonymous person: their embeddings' sum, and when which track showed them."""
+
+    total: np.ndarray  # sum of the members' unit mean embeddings, each weighted by its observations
+    obs: list[_Observation]
+    frames: dict[float, set[int]]  # analysed time -> tracker tracks of the group seen then
+
+    @property
+    def centroid(self) -> np.ndarray:
+        return self.total / (np.linalg.norm(self.total) or 1.0)
+
+    def clashes(self, frames: dict[float, set[int]]) -> bool:
+        """Whether another track of this group is on screen at a time one of ``frames``' is: two faces in one
+        frame are two people."""
+        return any(t in self.frames and self.frames[t] != tracks for t, tracks in frames.items())
+
+    def absorb(self, other: _Group) -> None:
+        self.total = self.total + other.total
+        self.obs.extend(other.obs)
+        for t, tracks in other.frames.items():
+            self.frames.setdefault(t, set()).update(tracks)
+
+
 def _unknown_groups(
-    observations: list[_Observation], frame_s: float, max_gap_s: float, duration: float, processor: FrameProcessor
+    observations: list[_Observation],
+    frame_s: float,
+    max_gap_s: float,
+    duration: float,
+    end_s: float,
+    processor: FrameProcessor,
 ):
-    """Tracks never named, grouped by their mean embedding (greedy, in order of first appearance)."""
-    named_tracks = {o.track_id for o in observations if o.status == MATCH}
-    tracks: dict[int, list[_Observation]] = defaultdict(list)
+    """Sightings never named, grouped into anonymous people by their mean embedding, the match threshold
+    as the same-person bar: in order of first appearance each joins the most similar group, then groups
+    merge, most similar first; never two faces seen in the same frame into one group. A sighting that
+    ended before its track was decided (one glimpse, then a change of look) counts as unknown."""
+    named = {o.track_id for o in observations if o.status == MATCH}
+    sightings: dict[int, list[_Observation]] = defaultdict(list)
     for o in observations:
-        if o.track_id not in named_tracks and o.status == UNKNOWN:
-            tracks[o.track_id].append(o)
+        if o.track_id not in named and (o.status == UNKNOWN or (o.status == PENDING and o.embedding is not None)):
+            sightings[o.track_id].append(o)
     threshold = processor.policy.threshold
-    groups: list[tuple[np.ndarray, list[_Observation]]] = []
-    for track_id in sorted(tracks, key=lambda k: tracks[k][0].t):
-        vectors = [o.embedding for o in tracks[track_id] if o.embedding is not None]
+    groups: list[_Group] = []
+    for key in sorted(sightings, key=lambda k: sightings[k][0].t):
+        obs = sightings[key]
+        vectors = [o.embedding for o in obs if o.embedding is not None]
         if not vectors:
             continue
         mean = np.mean(vectors, axis=0)
         mean /= np.linalg.norm(mean) or 1.0
-        best = max(range(len(groups)), key=lambda i: float(groups[i][0] @ mean), default=None)
-        if best is not None and float(groups[best][0] @ mean) >= threshold:
-            centroid, obs = groups[best]
-            obs.extend(tracks[track_id])
-            merged = centroid * (len(obs) - len(tracks[track_id])) + mean * len(tracks[track_id])
-            groups[best] = (merged / (np.linalg.norm(merged) or 1.0), obs)
+        one = _Group(mean * len(obs), list(obs), {o.t: {key // SIGHTINGS} for o in obs})
+        fits = [(float(g.centroid @ mean), g) for g in groups if not g.clashes(one.frames)]
+        similarity, best = max(fits, key=lambda f: f[0], default=(-1.0, None))
+        if best is not None and similarity >= threshold:
+            best.absorb(one)
         else:
-            groups.append((mean, list(tracks[track_id])))
+            groups.append(one)
+    groups = _merge_groups(groups, threshold)
+    groups.sort(key=lambda g: min(o.t for o in g.obs))
     return tuple(
-        _appearance(f"unknown-{n}", None, obs, frame_s, max_gap_s, duration) for n, (_, obs) in enumerate(groups, 1)
+        _appearance(f"unknown-{n}", None, g.obs, frame_s, max_gap_s, duration, end_s) for n, g in enumerate(groups, 1)
     )
+
+
+def _merge_groups(groups: list[_Group], threshold: float) -> list[_Group]:
+    """Merge the most similar pair of groups (centroids at least ``threshold`` alike, no clash) until none is
+    left: the greedy pass depends on the order sightings come in, so a person's first, blurred sightings may
+    have started a group of their own."""
+    if not 1 < len(groups) <= MERGE_LIMIT:
+        return groups
+    groups = list(groups)
+    refused: set[tuple[int, int]] = set()  # pairs (by id) that clash
+    while True:
+        centroids = np.stack([g.centroid for g in groups])
+        similar = centroids @ centroids.T
+        np.fill_diagonal(similar, -1.0)
+        merged = False
+        for flat in np.argsort(similar, axis=None)[::-1]:
+            i, j = divmod(int(flat), len(groups))
+            if similar[i, j] < threshold:
+                break
+            if i > j or (id(groups[i]), id(groups[j])) in refused:
+                continue
+            if groups[i].clashes(groups[j].frames):
+                refused.add((id(groups[i]), id(groups[j])))
+                continue
+            groups[i].absorb(groups.pop(j))
+            merged = True
+            break
+        if not merged:
+            return groups
 
 
 class AnnotatedVideo:

@@ -51,6 +51,14 @@ export function describeProgress(job) {
   return `Failed at ${pct}%`;
 }
 
+/** "The file is damaged: nothing decodes after 8.7 s of 14.9 s (video_truncated)", or "" for a whole file. */
+export function describeTruncation(video) {
+  if (!video?.truncated) return "";
+  const at = secs(video.truncated_at_s);
+  const of = video.duration_s ? ` of ${secs(video.duration_s)} s` : "";
+  return `Truncated: nothing decodes after ${at} s${of}; the timeline covers 0–${at} s (${video.truncated_code || "truncated"}).`;
+}
+
 /** Save ``blob`` as ``filename`` through a temporary link. */
 function save(blob, filename, bag) {
   const a = h("a", { href: bag.add(blob), download: filename, hidden: true });
@@ -158,6 +166,7 @@ export function render(root, openId) {
     const text = h("span", { class: "progress-text", "data-testid": "video-progress" });
     const about = h("p", { class: "muted where" });
     const problem = h("p", { class: "video-problem", role: "alert", "data-testid": "video-error" });
+    const damaged = h("p", { class: "video-problem", "data-testid": "video-truncated", hidden: true });
     const openButton = h("button", { type: "button" }, "Show timeline");
     const stopButton = h("button", { type: "button", class: "danger" }, "Cancel processing");
     const deleteButton = h("button", { type: "button", class: "danger" }, "Delete");
@@ -169,6 +178,7 @@ export function render(root, openId) {
       h("div", { class: "job-progress" }, bar, text),
       about,
       problem,
+      damaged,
       h("div", { class: "row actions" }, openButton, stopButton, deleteButton),
       message,
     );
@@ -189,6 +199,9 @@ export function render(root, openId) {
       about.textContent = facts.join(" · ");
       problem.textContent =
         job.state === "failed" ? `${job.error_code || "failed"}${job.error_detail ? `: ${job.error_detail}` : ""}` : "";
+      damaged.textContent = job.state === "done" ? describeTruncation(v) : "";
+      damaged.hidden = !damaged.textContent;
+      if (damaged.textContent) badge.textContent = "done · truncated";
       openButton.hidden = job.state !== "done";
       openButton.setAttribute("aria-label", `Show the timeline of ${name}`);
       stopButton.hidden = !ACTIVE.has(job.state);
@@ -305,6 +318,7 @@ export function render(root, openId) {
     const name = job.name || job.id;
     const heading = h("h2", { id: "video-timeline-title", tabindex: "-1" }, `Who appears in ${name}`);
     const status = h("p", { class: "muted", "aria-live": "polite" }, "Loading the result…");
+    const warning = h("p", { class: "video-problem", role: "alert", "data-testid": "timeline-truncated", hidden: true });
     const player = h("video", { controls: true, preload: "metadata", playsinline: true, "aria-label": `Video ${name}`, "data-testid": "video-player" });
     const rows = h("div", { class: "timeline", "data-testid": "timeline" });
     const downloads = h("div", { class: "row downloads" });
@@ -313,6 +327,7 @@ export function render(root, openId) {
       h("div", { class: "title" }, heading, closeButton),
       h("div", { class: "player" }, player),
       status,
+      warning,
       rows,
       downloads,
     );
@@ -382,6 +397,10 @@ export function render(root, openId) {
         `${people.length} ${people.length === 1 ? "person" : "people"} recognised, ${unknown.length} unknown ` +
         `${unknown.length === 1 ? "face" : "faces"} · ${secs(v.duration_s)} s of video` +
         (result.processing_s ? `, analysed in ${secs(result.processing_s)} s` : "");
+      warning.textContent = describeTruncation(v);
+      warning.hidden = !warning.textContent;
+      // the part of the video that did not decode: hatched on every lane
+      const decoded = v.truncated ? Math.min(100, (Number(v.truncated_at_s) / total) * 100) : 100;
       if (!people.length && !unknown.length) rows.append(h("p", { class: "muted" }, "Nobody appears in this video."));
       if (people.length) rows.append(h("h3", {}, "People"), h("ul", { class: "tracks" }, people.map((g) => row(g, false))));
       if (unknown.length) rows.append(h("h3", {}, "Unknown faces"), h("ul", { class: "tracks" }, unknown.map((g) => row(g, true))));
@@ -396,6 +415,19 @@ export function render(root, openId) {
           showProtectedImage(thumb, path(job.id, `/frame.jpg?${query}`), bag).catch(() => thumb.removeAttribute("src"));
         }
         const lane = h("div", { class: "lane", role: "group", "aria-label": `When ${label} appears` });
+        if (decoded < 100) {
+          const lost = h("span", { class: "undecoded", title: "not decoded (the file is truncated)", "aria-hidden": "true" });
+          Object.assign(lost.style, {
+            position: "absolute",
+            top: "0",
+            bottom: "0",
+            left: `${decoded}%`,
+            width: `${100 - decoded}%`,
+            background: "repeating-linear-gradient(135deg, #0000 0 5px, #8883 5px 10px)",
+            pointerEvents: "none",
+          });
+          lane.append(lost);
+        }
         for (const s of group.segments || []) {
           const text = `${label} ${secs(s.start_s)}–${secs(s.end_s)} s`;
           const bar = h("button", {
