@@ -74,3 +74,9 @@ def write_clip(path: Path, segments: list[Segment]) -> Path:
             for _ in range(round(segment.seconds * FPS)):
                 out.write(b"FRAME\n" + data)
     return path
+
+
+def two_people(first: Path, second: Path, seconds: float = 4.0) -> list[Segment]:
+    """One person's photo, then another person's: guided enrolment must refuse the series. The clip
+    loops, so whichever person the capture starts on, the other one follows."""
+    return [Segment(first, seconds, first.parent.name), Segment(second, seconds, second.parent.name)]

@@ -5,29 +5,47 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from facegate.api.auth import require
 from facegate.api.deps import Collection, runtime_of
+from facegate.api.problems import ApiError, problem
 from facegate.api.schemas import (
     CollectionCreate,
     CollectionOut,
     CollectionRename,
+    EnrolCheckOut,
     FacesAdded,
+    PairOut,
     PeoplePage,
     PersonCreate,
     PersonOut,
     PersonUpdate,
     TemplateMove,
     TemplateOut,
-    file_reports,
 )
 from facegate.api.uploads import image_body, read_images
+from facegate.service.enrolment import MixedIdentities
 from facegate.store.records import DEFAULT_COLLECTION
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require("admin"))])
 
 MAX_ENROL_FILES = 20
+
+
+def mixed_identities(request: Request, exc: MixedIdentities) -> JSONResponse:
+    """The 422 problem of an enrolment refused as not one person, naming the photos that disagree."""
+    check = exc.check
+    return problem(
+        422,
+        exc.code,
+        exc.message,
+        request.url.path,
+        photos=list(check.disagreeing),
+        pairs=[PairOut.of(p).model_dump() for p in check.pairs],
+        threshold=check.threshold,
+    )
 
 
 # ----------------------------------------------------------------- collections
@@ -124,14 +142,44 @@ def delete_person(request: Request, person_id: str, collection: Collection = DEF
     tags=["faces"],
     openapi_extra=image_body(fields=("images",), many=True),
 )
-async def add_faces(request: Request, person_id: str, collection: Collection = DEFAULT_COLLECTION) -> FacesAdded:
-    """Add the largest face of each image to a person (all found faces in one transaction)."""
+async def add_faces(
+    request: Request, person_id: str, collection: Collection = DEFAULT_COLLECTION
+) -> FacesAdded | JSONResponse:
+    """Add the largest face of each image to a person (all found faces in one transaction).
+
+    The faces must be one person, with each other and with the person's stored templates (the pairwise
+    verification of ``/v1/verify``), else nothing is added: 422 ``mixed_identities`` naming the photos
+    that disagree. A face turned beyond ``enrol_max_yaw`` is skipped (``face_turned``). The answer says
+    how distinct the person is (``closest``: the most similar other person of the collection) and warns
+    (``similar_person``) when the two could be confused.
+    """
     runtime = runtime_of(request)
     await run_in_threadpool(runtime.people.get, person_id, collection)
     uploads = await read_images(request, ("images",), runtime.settings.limits, max_files=MAX_ENROL_FILES)
     found = await runtime.scheduler.run(runtime.enrolment.faces, uploads["images"])
-    enrolled = await run_in_threadpool(runtime.enrolment.add_faces, person_id, found, collection)
-    return FacesAdded(person=PersonOut.of(enrolled.person), added=enrolled.added, files=file_reports(enrolled.files))
+    try:
+        enrolled = await run_in_threadpool(runtime.enrolment.add_faces, person_id, found, collection)
+    except MixedIdentities as exc:
+        return mixed_identities(request, exc)
+    return FacesAdded.of(enrolled)
+
+
+@router.post(
+    "/enroll/check",
+    response_model=EnrolCheckOut,
+    tags=["faces"],
+    openapi_extra=image_body(fields=("images",), many=True),
+)
+async def check_enrolment(request: Request) -> EnrolCheckOut:
+    """A dry run of an enrolment, nothing written: is each photo usable (one face, not turned beyond
+    ``enrol_max_yaw``), and are they all one person (``one_person``; ``pairs`` has every pair's similarity
+    and the pairwise verdict)? Guided capture asks this before it keeps a shot."""
+    runtime = runtime_of(request)
+    uploads = await read_images(request, ("images",), runtime.settings.limits, max_files=MAX_ENROL_FILES)
+    if not uploads["images"]:
+        raise ApiError("no image was sent as 'images'", code="image_missing", status=422)
+    checked = await runtime.scheduler.run(runtime.enrolment.check, uploads["images"])
+    return EnrolCheckOut.of(checked)
 
 
 @router.get("/people/{person_id}/faces", response_model=list[TemplateOut], tags=["faces"])

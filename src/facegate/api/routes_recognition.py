@@ -9,7 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from facegate.api.auth import require
 from facegate.api.deps import Collection, runtime_of
-from facegate.api.schemas import DetectOut, FaceOut, FileReport, RecognizeOut, VerifyOut, ZipReport
+from facegate.api.schemas import (
+    DetectOut,
+    EnrolWarningOut,
+    FaceOut,
+    FileReport,
+    RecognizeOut,
+    VerifyOut,
+    ZipReport,
+)
 from facegate.api.uploads import image_body, one_image, read_images, read_zip, zip_body, zip_upload
 from facegate.service.enrolment import BatchImage, BatchReport
 from facegate.service.pipeline import FrameOptions
@@ -129,4 +137,5 @@ async def enroll_zip(request: Request, collection: Collection = DEFAULT_COLLECTI
             FileReport(source=f.source, status=f.status, code=f.code, detail=f.detail, quality=f.quality)
             for f in report.files
         ],
+        warnings=[EnrolWarningOut.of(w) for w in report.warnings],
     )

@@ -37,6 +37,16 @@ def enroll(
         enrolled = rt.enrolment.enrol(name, found, collection)
     skipped = sum(e.face is None for e in enrolled.files)  # no face, or an image this person already has
     typer.echo(f"enrolled {name}: {enrolled.added} template(s) added ({skipped} image(s) skipped)")
+    closest = enrolled.closest
+    if closest is None:
+        typer.echo(f"closest other person: none (nobody else in {collection!r} has templates)")
+    else:
+        typer.echo(
+            f"closest other person: {closest.name} (similarity {closest.similarity:.3f}; "
+            f"the same person from {enrolled.threshold:.3f})"
+        )
+    for w in enrolled.warnings:
+        warn(f"warning [{w.code}]: {w.detail}")
 
 
 @app.command(name="import")
@@ -58,3 +68,5 @@ def import_dir(
         f"imported {done.people_created + done.people_updated} people, {done.templates_added} templates, "
         f"{done.skipped} image(s) skipped, {done.already} already imported"
     )
+    for w in done.warnings:
+        warn(f"warning [{w.code}]: {w.detail}")

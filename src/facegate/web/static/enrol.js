@@ -1,10 +1,13 @@
 // Enrol page: guided capture from the webcam (name -> camera -> auto-capture of good,
 // varied frames -> review -> save), or enrolment from uploaded photos.
+// Before a shot is kept, the server checks it with the kept ones (/v1/enroll/check): every
+// kept pair must be one person, so a second person in view stops the capture. After saving,
+// the page says who else enrolled is most like the new person, and warns of a lookalike.
 
 import { api, apiUpload, filesForm } from "./api.js";
 import { CameraError, closeCamera, grabFrame, openCamera, videoStage } from "./camera.js";
 import { fileCounts, h, placeBox, say, uploadProgress } from "./dom.js";
-import { judge, SHOTS } from "./guidance.js";
+import { adviceFor, ANOTHER_PERSON, DEFAULT_MAX_YAW, judge, sameAsKept, SHOTS } from "./guidance.js";
 
 export function render(root) {
   let cleanup = () => {};
@@ -44,6 +47,7 @@ function guidedCapture(area, name, restart) {
   area.replaceChildren(h("h2", {}, `Capturing ${name}`), advice, stage, progress, strip, cancel);
 
   const kept = [];
+  let maxYaw = DEFAULT_MAX_YAW;
   let stream = null;
   let stopped = false;
   const stop = () => {
@@ -85,9 +89,36 @@ function guidedCapture(area, name, restart) {
           return box;
         }),
       );
-      const verdict = judge(detected, kept, performance.now());
+      const verdict = judge(detected, kept, performance.now(), maxYaw);
       advice.textContent = verdict.advice;
       if (verdict.keep) {
+        let check;
+        try {
+          check = await checkShot(kept, frame.blob);
+        } catch (err) {
+          advice.textContent = `The server refused the shot: ${err.message}`;
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        if (stopped) return;
+        maxYaw = check.max_yaw;
+        const candidate = check.files[check.files.length - 1];
+        if (!candidate.usable) {
+          advice.textContent = adviceFor(candidate.code);
+          await new Promise((r) => setTimeout(r, 300));
+          continue;
+        }
+        const same = sameAsKept(check, candidate.source, kept.length);
+        if (same === "another") {
+          stop();
+          anotherPerson(area, name, restart);
+          return;
+        }
+        if (same === "unsure") {
+          advice.textContent = "Hold still and look at the camera";
+          await new Promise((r) => setTimeout(r, 300));
+          continue;
+        }
         const face = detected.faces[0];
         kept.push({ blob: frame.blob, pose: verdict.pose, quality: face.quality, at: performance.now() });
         strip.append(h("img", { src: thumbnail(frame.canvas, face.box), alt: `Shot ${kept.length}`, class: "shot" }));
@@ -99,6 +130,39 @@ function guidedCapture(area, name, restart) {
     review(area, name, kept, restart);
   })();
   return stop;
+}
+
+/** Ask the server whether a candidate shot is usable and the same person as every kept shot. */
+function checkShot(kept, blob) {
+  const shots = kept.map((k, i) => new File([k.blob], `shot-${i + 1}.jpg`, { type: "image/jpeg" }));
+  const candidate = new File([blob], "candidate.jpg", { type: "image/jpeg" });
+  return api("/v1/enroll/check", { method: "POST", form: filesForm("images", [...shots, candidate]) });
+}
+
+/** The capture stopped because a second person came into view: say so, and offer to start again. */
+function anotherPerson(area, name, restart) {
+  const again = h("button", { type: "button", id: "capture-again" }, "Start again");
+  again.addEventListener("click", restart);
+  area.replaceChildren(
+    h("h2", {}, `Capturing ${name}`),
+    h("p", { class: "message", id: "capture-stopped", role: "alert" }, ANOTHER_PERSON),
+    again,
+  );
+  again.focus();
+}
+
+/** How distinct an enrolled person is: the closest other person, and any warning (e.g. a lookalike). */
+export function distinctness(result) {
+  const closest = result.closest;
+  const line = closest
+    ? `Closest other person: ${closest.name} (similarity ${closest.similarity.toFixed(3)}${closest.confusable ? "" : ", clearly distinct"}).`
+    : "Nobody else in this collection to compare with yet.";
+  return h(
+    "div",
+    { class: "distinct", "data-testid": "distinctness" },
+    h("p", { "data-testid": "closest" }, line),
+    (result.warnings || []).map((w) => h("p", { class: "message", role: "alert", "data-code": w.code }, `Warning: ${w.detail}`)),
+  );
 }
 
 /** A square crop around a face box, as a data URL. */
@@ -141,6 +205,7 @@ function review(area, name, kept, restart) {
       area.replaceChildren(
         h("h2", { id: "enrol-done", tabindex: "-1" }, `${person.name} is enrolled`),
         h("p", {}, `${person.template_count} face templates saved. `, h("a", { href: "#/live" }, "Go to the live page"), " to see it work."),
+        distinctness(person),
         h("p", {}, h("a", { href: `#/people/${person.id}` }, `Open ${person.name}'s page`)),
         h("button", { type: "button", class: "quiet", onclick: restart }, "Enrol someone else"),
       );
@@ -160,7 +225,7 @@ export async function createWithPhotos(name, files, onProgress) {
   const person = await api("/v1/people", { method: "POST", json: { name } });
   try {
     const added = await apiUpload(`/v1/people/${person.id}/faces`, filesForm("images", files), onProgress);
-    return { ...added.person, report: added.files };
+    return { ...added.person, report: added.files, closest: added.closest, warnings: added.warnings };
   } catch (err) {
     await api(`/v1/people/${person.id}`, { method: "DELETE" }).catch(() => {});
     throw err;
@@ -196,6 +261,7 @@ function photoForm() {
       report.replaceChildren(
         progress.el,
         h("p", { id: "photo-done" }, `${person.name} is enrolled with ${person.template_count} templates. `, h("a", { href: `#/people/${person.id}` }, "Open")),
+        distinctness(person),
         fileReport(person.report),
       );
       form.reset();

@@ -5,6 +5,11 @@ const GOOD_SCORE = 0.5; // a frame's quality score must reach this to be kept
 const MIN_POSE_CHANGE = 5; // degrees of yaw/pitch from every kept shot, for variety
 const MIN_GAP_MS = 400; // between two kept shots
 const STILL_GAP_MS = 2500; // a person who cannot turn: keep a good frame after this long anyway
+// degrees of yaw beyond which a shot is not kept: the server's ``enrol_max_yaw`` (each
+// /v1/enroll/check answer says it; this is its default until the first answer)
+export const DEFAULT_MAX_YAW = 40;
+// The one message for a second person in the series (the capture stops).
+export const ANOTHER_PERSON = "Another person came into view — capture stopped; start again with one person";
 
 const ADVICE = {
   too_small: "Come closer",
@@ -26,17 +31,36 @@ export function poseOf(quality) {
 const WANTED = ["front", "left", "right"];
 const ASK = { front: "Look straight at the camera", left: "Turn a little to your left", right: "Turn a little to your right" };
 
+/** What to tell the person when the server refuses a shot (a /v1/enroll/check file ``code``). */
+export function adviceFor(code) {
+  return code === "face_turned" ? "Turn back toward the camera" : code === "multiple_faces" ? "Only one person in view, please" : "Look at the camera";
+}
+
 /**
- * Judge one /v1/detect answer against the shots kept so far.
+ * What the kept shots say about a candidate shot (its name in a /v1/enroll/check answer):
+ * "keep" when it is the same person as every kept shot, "another" when it matches none of them
+ * (a second person: the capture stops), "unsure" when it matches some only (not kept).
+ */
+export function sameAsKept(check, candidate, keptCount) {
+  if (keptCount === 0) return "keep";
+  const withKept = check.pairs.filter((p) => p.a === candidate || p.b === candidate);
+  const same = withKept.filter((p) => p.same).length;
+  if (same === 0) return "another";
+  return same === keptCount && withKept.length === keptCount ? "keep" : "unsure";
+}
+
+/**
+ * Judge one /v1/detect answer against the shots kept so far (``maxYaw``: the server's limit).
  * Returns {keep: bool, advice: string, ready: bool} — ``ready`` once enough shots are kept.
  */
-export function judge(detected, kept, now) {
+export function judge(detected, kept, now, maxYaw = DEFAULT_MAX_YAW) {
   if (kept.length >= SHOTS) return { keep: false, advice: "Done", ready: true };
   const faces = detected.faces;
   if (faces.length === 0) return { keep: false, advice: "Look at the camera: no face found" };
   if (faces.length > 1) return { keep: false, advice: "Only one person in view, please" };
   const q = faces[0].quality;
   if (!q) return { keep: false, advice: "Look at the camera" };
+  if (Math.abs(q.yaw) > maxYaw) return { keep: false, advice: "Turn back toward the camera" };
   if (q.score < GOOD_SCORE) {
     const worst = q.reasons.find((r) => ADVICE[r]) || "turned";
     return { keep: false, advice: ADVICE[worst] };
