@@ -142,7 +142,8 @@ def build(root: Path, cache: Path, condition: str, workers: int) -> Path:
         for i, part in enumerate(pool.map(embed_chunk, chunks)):
             parts.append(part)
             if i % 10 == 0:
-                print(f"  {condition}: {200 * (i + 1)}/{len(files)} ({time.perf_counter() - started:.0f} s)", flush=True)
+                done = f"{200 * (i + 1)}/{len(files)}"
+                print(f"  {condition}: {done} ({time.perf_counter() - started:.0f} s)", flush=True)
     raw = np.concatenate([p["raw"] for p in parts])
     raw_flip = np.concatenate([p["raw_flip"] for p in parts])
     cache.mkdir(parents=True, exist_ok=True)

@@ -94,9 +94,14 @@ def load_gallery(store, model_id: str, collection: str = "default"):
     return build_gallery(store.index_rows(model_id, collection), model_id)
 
 
-def identify(gallery, embeddings, top_k: int = 0, policy=None):
-    """Decisions for embeddings (N, 128) against a gallery, by the one decision policy."""
+def identify(gallery, embeddings, top_k: int = 0, policy=None, qualities=None):
+    """Decisions for embeddings (N, 128) against a gallery, by the one decision policy (as the service calls it)."""
     from facegate.gallery.decision import DecisionPolicy
 
     policy = policy or DecisionPolicy.for_model(gallery.model_id)
-    return [policy.decide(c, top_k) for c in gallery.search(embeddings, top_k=max(1, top_k))] if len(embeddings) else []
+    if not len(embeddings):
+        return []
+    shape = gallery.shape()
+    found = gallery.search(embeddings, top_k=max(2, top_k))
+    qualities = qualities or [None] * len(found)
+    return [policy.decide(c, top_k, shape=shape, quality=q) for c, q in zip(found, qualities, strict=True)]

@@ -119,12 +119,15 @@ def test_threshold_from_settings_and_calibration_per_model():
     assert flip.threshold == CALIBRATIONS["flip"].threshold and flip.calibration == CALIBRATIONS["flip"]
 
 
-def test_one_confidence_for_one_similarity():
-    """decide (recognise, stream, CLI) and verify give the same confidence for the same similarity."""
+def test_one_confidence_for_one_similarity_with_a_fixed_threshold():
+    """With a fixed threshold (configured, or the flip model's), decide and verify agree on a similarity.
+
+    (The default open-set decision's confidence is P(correct name) in the gallery: tests/test_openset.py.)
+    """
     from facegate.gallery.decision import Candidate
 
-    for model_id in ("dlib_resnet_v1", "dlib_resnet_v1+flip"):
-        policy = DecisionPolicy.for_model(model_id)
+    for policy in (DecisionPolicy.for_model("dlib_resnet_v1", 0.9266), DecisionPolicy.for_model("dlib_resnet_v1+flip")):
+        assert not policy.open_set
         for similarity in (0.80, 0.9266, 0.93, 0.97):
             decided = policy.decide([Candidate("p_x", "X", similarity, 3)], top_k=1)
             verified = policy.verify(similarity)

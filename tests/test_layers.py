@@ -13,7 +13,7 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "config": {"core"},
     "vision": {"core"},
-    "gallery": {"core"},
+    "gallery": {"core", "vision.types"},  # decisions weigh the face's measured quality
     "store": {"core"},
     "sources": {"core", "vision.image", "vision.errors"},  # frames in: no recognition, no storage
     "stream": {"core", "vision.types", "gallery.decision"},

@@ -1,7 +1,7 @@
 """One configuration for the CLI and the server: defaults < TOML file < ``FACEGATE_*`` variables < flags.
 
-Every setting lives in one section (engine, store, limits, server, stream, cameras, videos, events) and has one
-name, unique across sections, so ``FACEGATE_<NAME>`` sets it and so does ``name = ...``
+Every setting lives in one section (engine, decision, store, limits, server, stream, cameras, videos,
+events) and has one name, unique across sections, so ``FACEGATE_<NAME>`` sets it and so does ``name = ...``
 under ``[section]`` in the TOML file named by ``FACEGATE_CONFIG`` (or ``--config``).
 :func:`load_settings` reads them once and records where each value came from, which
 ``facegate config`` prints (secrets masked).
@@ -61,6 +61,13 @@ class StoreSettings:
     # the key ring of external-reference hashes (store/refkeys.py); empty: beside an SQLite file
     # (facegate.db.refkey), else facegate.refkey in the data directory. Back it up with the database.
     ref_key_file: str = ""
+    # degrees: an enrolment photo whose face is turned further (|yaw| from the 5 landmarks) is refused
+    # (face_turned). 40, not 30: the test photo Hugo_Chavez_0003, a plain three-quarter view, measures 35.4.
+    enrol_max_yaw: float = 40.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.enrol_max_yaw <= 90.0:
+            raise ConfigError(f"enrol_max_yaw {self.enrol_max_yaw} is outside (0, 90] degrees")
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,9 @@ class EventSettings:
     mqtt_prefix: str = "facegate"
     mqtt_discovery_prefix: str = "homeassistant"  # Home Assistant's discovery topics
     mqtt_keepalive: int = 30  # seconds; the broker sends the Last Will (offline) after 1.5 of them
+    # hosts webhook URLs may name: hooks.example.org, *.example.org, 192.0.2.7, 10.0.0.0/8 (names as
+    # written, never resolved); empty: any host
+    webhook_allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _at_least("event_retention_days", self.event_retention_days, 0)
@@ -201,8 +211,29 @@ class EventSettings:
         _at_least("attendance_absence_s", self.attendance_absence_s, 0)
 
 
+@dataclass(frozen=True)
+class DecisionSettings:
+    """When a face gets a name: the share of strangers (never enrolled) that may get one (FPIR).
+
+    ``decision_preset``: ``strict`` (0.1%, doors), ``balanced`` (1%), ``lenient`` (5%, sorting
+    photos); ``target_fpir`` overrides the preset. The evidence a name needs follows from it
+    and the size of the gallery searched (docs/calibration.md). ``match_threshold`` (engine)
+    replaces all of it with one fixed similarity.
+    """
+
+    decision_preset: str = "balanced"
+    target_fpir: float | None = None
+
+    def __post_init__(self) -> None:
+        from facegate.core.presets import PRESETS, target_fpir
+
+        _one_of("decision_preset", self.decision_preset, tuple(PRESETS))
+        target_fpir(self.decision_preset, self.target_fpir)  # raises on an FPIR out of range
+
+
 SECTIONS: dict[str, type] = {
     "engine": EngineSettings,
+    "decision": DecisionSettings,
     "store": StoreSettings,
     "limits": LimitSettings,
     "server": ServerSettings,
@@ -218,6 +249,7 @@ class Settings:
     """Every setting, by section; ``sources`` says where each value came from (``section.name`` keys)."""
 
     engine: EngineSettings = field(default_factory=EngineSettings)
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from facegate.gallery.decision import Decision, ScoredCandidate
-from facegate.service.enrolment import EnrolFace
+from facegate.service.enrolment import ClosestPerson, EnrolCheck, EnrolFace, Enrolled, EnrolWarning, PairScore
 from facegate.service.pipeline import FrameResult
 from facegate.service.recognition import VerifyResult
 from facegate.store.records import (
@@ -134,10 +134,106 @@ def file_reports(found: list[EnrolFace]) -> list[FileReport]:
     ]
 
 
+class ClosestPersonOut(BaseModel):
+    """The other enrolled person most like this one (best template to best template)."""
+
+    person_id: str
+    name: str
+    similarity: float
+    confusable: bool = Field(description="at or above the pairwise verify threshold: recognition could confuse them")
+
+    @classmethod
+    def of(cls, c: ClosestPerson) -> ClosestPersonOut:
+        return cls(person_id=c.person_id, name=c.name, similarity=round(c.similarity, 4), confusable=c.confusable)
+
+
+class EnrolWarningOut(BaseModel):
+    code: str = Field(description="similar_person: another enrolled person could be confused with this one")
+    detail: str
+    person_id: str | None = None
+    name: str | None = None
+    similarity: float | None = None
+
+    @classmethod
+    def of(cls, w: EnrolWarning) -> EnrolWarningOut:
+        similarity = None if w.similarity is None else round(w.similarity, 4)
+        return cls(code=w.code, detail=w.detail, person_id=w.person_id, name=w.name, similarity=similarity)
+
+
 class FacesAdded(BaseModel):
     person: PersonOut
     added: int
     files: list[FileReport]
+    closest: ClosestPersonOut | None = Field(
+        default=None, description="how distinct the person is: the closest other person of the collection"
+    )
+    threshold: float | None = Field(default=None, description="the pairwise verify threshold compared with")
+    warnings: list[EnrolWarningOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, enrolled: Enrolled) -> FacesAdded:
+        return cls(
+            person=PersonOut.of(enrolled.person),
+            added=enrolled.added,
+            files=file_reports(enrolled.files),
+            closest=ClosestPersonOut.of(enrolled.closest) if enrolled.closest else None,
+            threshold=enrolled.threshold,
+            warnings=[EnrolWarningOut.of(w) for w in enrolled.warnings],
+        )
+
+
+class PairOut(BaseModel):
+    a: str
+    b: str
+    similarity: float
+    same: bool = Field(description="the pairwise verification calls them the same person")
+
+    @classmethod
+    def of(cls, p: PairScore) -> PairOut:
+        return cls(a=p.a, b=p.b, similarity=p.similarity, same=p.same)
+
+
+class CheckedFile(BaseModel):
+    source: str
+    usable: bool
+    code: str | None = Field(default=None, description="why not: no_face, multiple_faces, face_turned, ...")
+    detail: str | None = None
+    quality: float | None = None
+    yaw: float | None = None
+
+
+class EnrolCheckOut(BaseModel):
+    """A dry run of an enrolment: would these photos be taken, and are they one person?"""
+
+    one_person: bool = Field(description="false: an enrolment of these photos is refused (mixed_identities)")
+    disagreeing: list[str] = Field(description="the photos outside the main group of one person")
+    threshold: float = Field(description="the pairwise verify threshold")
+    max_yaw: float = Field(description="degrees: a face turned further is refused (face_turned)")
+    files: list[CheckedFile]
+    pairs: list[PairOut] = Field(description="every pair of usable photos, in upload order")
+
+    @classmethod
+    def of(cls, check: EnrolCheck) -> EnrolCheckOut:
+        files = [
+            CheckedFile(
+                source=e.source,
+                usable=True,
+                quality=round(e.face.quality.score, 3) if e.face.quality else None,
+                yaw=round(e.face.quality.yaw, 1) if e.face.quality else None,
+            )
+            if e.face is not None
+            else CheckedFile(source=e.source, usable=False, code=e.error.code, detail=e.error.message)
+            for e in check.files
+        ]
+        identity = check.identity
+        return cls(
+            one_person=identity.one_person,
+            disagreeing=list(identity.disagreeing),
+            threshold=identity.threshold,
+            max_yaw=check.max_yaw,
+            files=files,
+            pairs=[PairOut.of(p) for p in identity.pairs],
+        )
 
 
 class TemplateMove(Strict):
@@ -177,6 +273,8 @@ class QualityOut(BaseModel):
     yaw: float
     pitch: float
     roll: float
+    colour: float | None = Field(None, description="mean chroma of the face; 0 for a greyscale picture")
+    blockiness: float | None = Field(None, description="JPEG block artefacts around the face (1: none)")
 
 
 class CandidateOut(BaseModel):
@@ -197,7 +295,15 @@ class DecisionOut(BaseModel):
     person_id: str | None
     name: str | None
     similarity: float
-    confidence: float
+    confidence: float = Field(
+        description="calibrated probability that the name (or, if unknown, the best candidate) is right"
+    )
+    reason: str | None = Field(
+        None,
+        description="why unknown: no_match, low_margin (two people too close), too_small, blurry, turned, "
+        "tilted_up_down, too_dark, too_bright, greyscale, compressed, no_one_enrolled",
+    )
+    threshold: float | None = Field(None, description="the similarity this face needed for a name in this gallery")
 
     @classmethod
     def of(cls, d: Decision) -> DecisionOut:
@@ -207,6 +313,8 @@ class DecisionOut(BaseModel):
             name=d.name,
             similarity=round(d.similarity, 4),
             confidence=round(d.confidence, 4),
+            reason=d.reason,
+            threshold=None if d.threshold is None else round(d.threshold, 4),
         )
 
 
@@ -217,7 +325,10 @@ class TrackDecisionOut(BaseModel):
     person_id: str | None
     name: str | None
     confidence: float
-    reason: str | None = Field(description="why not a match: too_few_hits, tie, no_match, too_small")
+    reason: str | None = Field(
+        description="why not a match: too_few_hits, tie, no_match, or the latest frame's reason "
+        "(low_margin, too_small, blurry, turned, greyscale, compressed, ...)"
+    )
     hits: int = Field(description="frames of this track that were embedded and decided")
 
     @classmethod
@@ -369,3 +480,6 @@ class ZipReport(BaseModel):
     people_updated: int
     templates_added: int
     files: list[FileReport]
+    warnings: list[EnrolWarningOut] = Field(
+        default_factory=list, description="similar_person: a person written could be confused with another"
+    )

@@ -6,6 +6,7 @@ import functools
 import itertools
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from facegate.core.ids import new_id
 from facegate.core.person import Person
 from facegate.core.vectors import unit_embeddings
 from facegate.gallery.decision import Candidate
+from facegate.gallery.openset import GalleryShape, PairShift
 from facegate.gallery.quantized import QuantizedMatrix
 
 # Below this many multiply-adds a search runs on one BLAS thread. OpenBLAS would split
@@ -59,6 +61,7 @@ class Template:
     embedding: np.ndarray
     quality: float = 1.0
     source: str = ""
+    quality_class: str = "ok"  # facegate.gallery.openset.quality_class of the face it was made from
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,11 @@ class TemplateRows:
     qualities: list[float]
     sources: list[str]
     matrix: np.ndarray
+    classes: list[str]  # quality class of each template
 
     @classmethod
     def empty(cls, dim: int) -> TemplateRows:
-        return cls([], [], [], [], np.zeros((0, dim), np.float32))
+        return cls([], [], [], [], np.zeros((0, dim), np.float32), [])
 
     @classmethod
     def of(cls, templates: list[Template], dim: int) -> TemplateRows:
@@ -90,13 +94,16 @@ class TemplateRows:
             [float(t.quality) for t in templates],
             [t.source for t in templates],
             np.ascontiguousarray(matrix),
+            [t.quality_class for t in templates],
         )
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def template(self, i: int) -> Template:
-        return Template(self.ids[i], self.owners[i], self.matrix[i], self.qualities[i], self.sources[i])
+        return Template(
+            self.ids[i], self.owners[i], self.matrix[i], self.qualities[i], self.sources[i], self.classes[i]
+        )
 
     def where(self, keep: np.ndarray) -> TemplateRows:
         """The rows where the boolean mask ``keep`` is set."""
@@ -107,6 +114,7 @@ class TemplateRows:
             list(itertools.compress(self.qualities, selectors)),
             list(itertools.compress(self.sources, selectors)),
             np.ascontiguousarray(self.matrix[keep]),
+            list(itertools.compress(self.classes, selectors)),
         )
 
     def without_owners(self, owners: set[str]) -> TemplateRows:
@@ -124,6 +132,7 @@ class TemplateRows:
             self.qualities + other.qualities,
             self.sources + other.sources,
             np.concatenate([self.matrix, other.matrix]),
+            self.classes + other.classes,
         )
 
 
@@ -152,6 +161,7 @@ class Gallery:
         self._rows = TemplateRows.empty(dim)
         self._quantized: QuantizedMatrix | None = None  # of ``_rows.matrix``, built on first search
         self._counts: Counter | None = None  # templates per person, counted on first search
+        self._penalty_cache: dict[tuple[int, str], np.ndarray] = {}  # (pair shift, probe class) -> per template
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- people
@@ -226,6 +236,7 @@ class Gallery:
         embeddings: np.ndarray,
         qualities: list[float] | None = None,
         sources: list[str] | None = None,
+        classes: list[str] | None = None,
     ) -> list[Template]:
         """Attach embeddings (N, dim) to a person; they are normalised to unit length."""
         vectors = self._validate(embeddings)
@@ -236,6 +247,7 @@ class Gallery:
             [float(q) for q in (qualities or [1.0] * n)],
             list(sources or [""] * n),
             vectors,
+            list(classes or ["ok"] * n),
         )
         with self._lock:
             self.get(person_id)
@@ -290,6 +302,7 @@ class Gallery:
         self._rows = rows
         self._quantized = None
         self._counts = None
+        self._penalty_cache = {}
 
     def _template_counts(self) -> Counter:
         """Templates per person of the current rows (counted once per version of them)."""
@@ -297,6 +310,13 @@ class Gallery:
         if counts is None:
             counts = self._counts = Counter(self._rows.owners)
         return counts
+
+    def shape(self) -> GalleryShape:
+        """How many people (with templates) a search compares a face with, and their templates on average."""
+        with self._lock:
+            counts = self._template_counts()
+        people = len(counts)
+        return GalleryShape(max(1, people), sum(counts.values()) / people if people else 1.0)
 
     def _validate(self, embeddings: np.ndarray) -> np.ndarray:
         return unit_embeddings(embeddings, self.dim)
@@ -316,8 +336,19 @@ class Gallery:
             self._quantized = QuantizedMatrix(self._rows.matrix)
         return self._quantized
 
-    def search(self, queries: np.ndarray, top_k: int = 1) -> list[list[Candidate]]:
+    def search(
+        self,
+        queries: np.ndarray,
+        top_k: int = 1,
+        *,
+        probe_classes: Sequence[str] | None = None,
+        pair_shift: PairShift | None = None,
+    ) -> list[list[Candidate]]:
         """Best ``top_k`` distinct people per query, each with their best template's similarity.
+
+        With ``pair_shift`` (probe class -> template class -> similarity, all >= 0) and the
+        queries' ``probe_classes``, templates are ranked by similarity less the shift of their
+        pair of quality classes, and each candidate reports the shift of its template.
 
         Exact: large galleries shortlist candidates with an int8 copy and re-score them in
         float32, falling back to the full product whenever the shortlist cannot prove its
@@ -330,45 +361,82 @@ class Gallery:
                 return [[] for _ in range(len(q))]
             prefilter = self._prefilter()
             counts = self._template_counts()
+            penalties = self._penalties(rows, pair_shift, probe_classes, len(q))
         matrix, owners = rows.matrix, rows.owners
         people = _Owners(people, counts)
         if prefilter is None:
-            return [self._full_search(row, owners, people, top_k) for row in similarities(q, matrix)]
+            return [
+                self._full_search(row, owners, people, top_k, penalty)
+                for row, penalty in zip(similarities(q, matrix), penalties, strict=True)
+            ]
         shortlist = prefilter.shortlist(q)
         wanted = min(top_k, len(people))
         out = []
-        for query, shortlisted, ceiling in zip(q, shortlist.indices, shortlist.ceiling, strict=True):
-            found = self._rank(shortlisted, matrix[shortlisted] @ query, owners, people, top_k)
-            if len(found) < wanted or found[-1].similarity <= ceiling:  # not proven: scan everything
-                found = self._full_search(similarities(query[None], matrix)[0], owners, people, top_k)
+        for query, shortlisted, ceiling, penalty in zip(
+            q, shortlist.indices, shortlist.ceiling, penalties, strict=True
+        ):
+            sims = matrix[shortlisted] @ query
+            if penalty is not None:
+                sims = sims - penalty[shortlisted]
+            found = self._rank(shortlisted, sims, owners, people, top_k, penalty)
+            # penalties are >= 0, so a template off the shortlist scores at most the ceiling
+            if len(found) < wanted or found[-1].similarity - (found[-1].shift or 0.0) <= ceiling:
+                found = self._full_search(similarities(query[None], matrix)[0], owners, people, top_k, penalty)
             out.append(found)
         return out
 
-    def _full_search(self, sims: np.ndarray, owners: list[str], people: _Owners, top_k: int) -> list[Candidate]:
-        """The best ``top_k`` people from every template's similarity (T,)."""
+    def _penalties(
+        self, rows: TemplateRows, pair_shift: PairShift | None, probe_classes: Sequence[str] | None, n: int
+    ) -> list[np.ndarray | None]:
+        """Per query, the similarity each template loses for its pair of quality classes (None: no shift)."""
+        if pair_shift is None or probe_classes is None:
+            return [None] * n
+        cache = self._penalty_cache
+        out = []
+        for probe_class in probe_classes:
+            key = (id(pair_shift), probe_class)
+            if key not in cache:
+                row = pair_shift.get(probe_class, {})
+                cache[key] = np.fromiter((max(0.0, row.get(c, 0.0)) for c in rows.classes), np.float32, len(rows))
+            out.append(cache[key])
+        return out
+
+    def _full_search(
+        self, sims: np.ndarray, owners: list[str], people: _Owners, top_k: int, penalty: np.ndarray | None = None
+    ) -> list[Candidate]:
+        """The best ``top_k`` people from every template's similarity (T,), less its ``penalty``."""
+        if penalty is not None:
+            sims = sims - penalty
         if top_k == 1:  # the common case: one pass, no partial sort
             best = int(sims.argmax())
-            return self._rank(np.array([best]), sims[best : best + 1], owners, people, 1)
+            return self._rank(np.array([best]), sims[best : best + 1], owners, people, 1, penalty)
         # the best templates, deeper until they hold top_k people (then those are the best people)
         depth = max(8, top_k * 8)
         while True:
             depth = min(depth, len(sims))
             rows = np.argpartition(-sims, depth - 1)[:depth] if depth < len(sims) else np.arange(len(sims))
-            found = self._rank(rows, sims[rows], owners, people, top_k)
+            found = self._rank(rows, sims[rows], owners, people, top_k, penalty)
             if len(found) >= top_k or depth == len(sims):
                 return found
             depth *= 4
 
     def _rank(
-        self, rows: np.ndarray, sims: np.ndarray, owners: list[str], people: _Owners, top_k: int
+        self,
+        rows: np.ndarray,
+        sims: np.ndarray,
+        owners: list[str],
+        people: _Owners,
+        top_k: int,
+        penalty: np.ndarray | None = None,
     ) -> list[Candidate]:
         """The first ``top_k`` distinct people among template ``rows`` scored ``sims``, best first."""
         seen: dict[str, Candidate] = {}
         for i in np.argsort(-sims, kind="stable"):
             pid = owners[rows[i]]
             if pid not in seen:
-                sim = float(sims[i])
-                seen[pid] = Candidate(pid, people.names[pid].name, sim, people.counts[pid])
+                shift = None if penalty is None else float(penalty[rows[i]])
+                sim = float(sims[i]) + (shift or 0.0)
+                seen[pid] = Candidate(pid, people.names[pid].name, sim, people.counts[pid], shift)
                 if len(seen) >= top_k:
                     break
         return list(seen.values())

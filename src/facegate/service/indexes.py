@@ -117,7 +117,7 @@ class LiveIndex:
 
 def gallery_parts(rows: IndexRows) -> tuple[list[Person], TemplateRows]:
     """The store's rows as the gallery's people and template columns (no copy of the matrix)."""
-    return rows.people, TemplateRows(rows.ids, rows.owners, rows.qualities, rows.sources, rows.matrix)
+    return rows.people, TemplateRows(rows.ids, rows.owners, rows.qualities, rows.sources, rows.matrix, rows.classes)
 
 
 def build_gallery(rows: IndexRows, model_id: str) -> Gallery:

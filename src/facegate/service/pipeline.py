@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facegate.gallery.decision import Decision, DecisionPolicy
+from facegate.gallery.openset import quality_class
 from facegate.service.indexes import IndexRegistry
 from facegate.store.records import DEFAULT_COLLECTION
 from facegate.vision.engine import FaceEngine
@@ -75,15 +76,36 @@ class FrameProcessor:
             width=int(pixels.shape[1]),
             height=int(pixels.shape[0]),
             faces=[RecognizedFace(f, d) for f, d in zip(faces, decisions, strict=True)],
-            threshold=self.policy.with_threshold(options.threshold).threshold,
+            threshold=self.match_threshold(options),
             processing_ms=(time.perf_counter() - started) * 1000,
         )
 
+    def match_threshold(self, options: FrameOptions) -> float:
+        """The similarity a good face needs for a name in the options' collection (for display)."""
+        policy = self.policy.with_threshold(options.threshold)
+        if not policy.open_set:
+            return policy.threshold
+        return round(policy.match_threshold(self.indexes.gallery(options.collection).shape()), 4)
+
     def decide(self, faces: list[Face], options: FrameOptions) -> list[Decision]:
-        """Match/unknown decisions for faces' embeddings against a collection."""
+        """Match/unknown decisions for faces' embeddings against a collection.
+
+        The open-set policy weighs the best person against the next one, so the search always
+        returns two people at least; ``top_k`` of them are listed in each decision.
+        """
         gallery = self.indexes.gallery(options.collection)
         if not faces:
             return []
         policy = self.policy.with_threshold(options.threshold)
-        found = gallery.search(np.stack([f.embedding for f in faces]), top_k=max(1, options.top_k))
-        return [policy.decide(candidates, options.top_k) for candidates in found]
+        shape = gallery.shape()
+        pair_shift = policy.openset.pair_shift if policy.open_set and policy.openset else None
+        found = gallery.search(
+            np.stack([f.embedding for f in faces]),
+            top_k=max(2, options.top_k),
+            probe_classes=[quality_class(f.quality) for f in faces],
+            pair_shift=pair_shift,
+        )
+        return [
+            policy.decide(candidates, options.top_k, shape=shape, quality=face.quality)
+            for face, candidates in zip(faces, found, strict=True)
+        ]

@@ -67,13 +67,26 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.engine = engine
-        # enrolment searches large photos tile by tile, so small faces in big photos are found
-        self.enrol_engine = FaceEngine(replace(engine.config, thorough=True))
-        self.policy = DecisionPolicy.for_model(engine.model_id, settings.engine.match_threshold)
+        # enrolment searches large photos tile by tile, so small faces in big photos are found, and
+        # makes flip-averaged templates (more accurate against plain live frames, at no cost per frame)
+        self.enrol_engine = FaceEngine(replace(engine.config, thorough=True, flip_templates=True))
+        self.policy = DecisionPolicy.for_model(
+            engine.model_id,
+            settings.engine.match_threshold,
+            preset=settings.decision.decision_preset,
+            fpir=settings.decision.target_fpir,
+        )
         self.indexes = IndexRegistry(store, engine.model_id)
         self.processor = FrameProcessor(engine, self.indexes, self.policy, settings.limits.max_faces)
         self.recognition = Recognition(self.processor, store, self.indexes)
-        self.enrolment = Enrolment(store, self.indexes, self.enrol_engine, settings.store.store_chips)
+        self.enrolment = Enrolment(
+            store,
+            self.indexes,
+            self.enrol_engine,
+            settings.store.store_chips,
+            self.policy,
+            settings.store.enrol_max_yaw,
+        )
         self.people = People(store, self.indexes)
         self.archives = Archives(store, self.indexes)
         self.keys = ApiKeys(KeyStore(store))
@@ -84,7 +97,7 @@ class Runtime:
         self.videos = VideoJobs(VideoJobStore(store), settings)
         self.events = Events(EventLog(store))
         self.attendance = Attendance(self.events.log, store, settings.events.attendance_absence_s)
-        self.webhooks = Webhooks(WebhookStore(store))
+        self.webhooks = Webhooks(WebhookStore(store), settings.events.webhook_allowed_hosts)
         self.webhook_sender: WebhookSender | None = None  # started by start()
         self.mqtt: MqttSink | None = None  # started by start() when events.mqtt_url is set
         self.event_log: EventLogSink | None = None  # started by start()
@@ -137,7 +150,7 @@ class Runtime:
 
     def reembed(self, collection: str, progress=None) -> int:
         """Recompute templates of other models with this process's engine (see ``Archives.reembed``)."""
-        return self.archives.reembed(self.engine, collection, progress)
+        return self.archives.reembed(self.enrol_engine, collection, progress)
 
     async def start(
         self, warm: bool = True, cameras: bool | None = None, videos: bool | None = None
@@ -151,7 +164,7 @@ class Runtime:
             self.bus, self.events.log, retention.event_retention_days, retention.snapshot_retention_days
         )
         self.event_log.start()
-        self.webhook_sender = WebhookSender(self.webhooks.store, worker_name())
+        self.webhook_sender = WebhookSender(self.webhooks.store, worker_name(), policy=self.webhooks.policy)
         self.webhook_sender.start()
         self.event_log.listeners.append(self.webhook_sender.wake)
         self.webhooks.changed.append(self.webhook_sender.wake)

@@ -56,8 +56,7 @@ class TrackingSession:
         self.options = replace(options, top_k=max(options.top_k, CANDIDATES))
         self.min_face_px = min_face_px
         self.tracker = IouTracker(tracker)
-        threshold = processor.policy.with_threshold(options.threshold).threshold
-        self.fusion = TrackFusion(fusion, threshold=threshold)
+        self.fusion = TrackFusion(fusion, threshold=processor.match_threshold(options))
         self.frame_no = 0
         self._boxes: dict[int, Box] = {}
         self._looks: dict[int, np.ndarray] = {}

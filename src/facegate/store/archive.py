@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, contains_eager
 
 from facegate.core.errors import EmbeddingError
+from facegate.core.presets import QUALITY_CLASSES
 from facegate.core.vectors import unit_embeddings
 from facegate.store.errors import StoreError
 from facegate.store.records import DEFAULT_COLLECTION, check_metadata
@@ -90,6 +91,7 @@ def export_collection(
                 "person": t.person.public_id,
                 "model_id": t.model_id,
                 "quality": t.quality,
+                "quality_class": t.quality_class or "ok",
                 "source": t.source,
                 "chip": t.chip_jpeg is not None,
                 "created_at": t.created_at,
@@ -261,6 +263,7 @@ def import_archive(
                         dim=dim,
                         embedding=vector.astype("<f4").tobytes(),
                         quality=float(t.get("quality", 1.0)),
+                        quality_class=_quality_class(t.get("quality_class")),
                         source=str(t.get("source", ""))[:500],
                         chip_jpeg=chips.get(t["id"]),
                     )
@@ -272,3 +275,8 @@ def import_archive(
     if replace:
         store.scrub()
     return added_people, added_templates
+
+
+def _quality_class(value: object) -> str:
+    """An archive's quality class of a template (older archives have none: ``ok``)."""
+    return value if isinstance(value, str) and value in QUALITY_CLASSES else "ok"

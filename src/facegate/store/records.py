@@ -61,6 +61,7 @@ class NewTemplate:
     source: str = ""
     chip_jpeg: bytes | None = None
     content_hash: str | None = None
+    quality_class: str = "ok"  # facegate.gallery.openset.quality_class of the face
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,11 @@ class IndexRows:
     qualities: list[float]
     sources: list[str]
     matrix: np.ndarray
+    classes: list[str]  # each template's quality class
 
     @classmethod
     def empty(cls, people: list[Person], dim: int) -> IndexRows:
-        return cls(people, [], [], [], [], np.zeros((0, dim), np.float32))
+        return cls(people, [], [], [], [], np.zeros((0, dim), np.float32), [])
 
 
 @dataclass(frozen=True)

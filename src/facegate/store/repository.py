@@ -47,6 +47,7 @@ _TEMPLATE_COLUMNS = (
     TemplateRow.embedding,
     TemplateRow.quality,
     TemplateRow.source,
+    TemplateRow.quality_class,
 )
 
 
@@ -75,6 +76,7 @@ def _index_rows(people: list, templates: list, dim: int) -> IndexRows:
         [r.quality for r in templates],
         [r.source for r in templates],
         matrix.astype(np.float32),  # a writable copy
+        [r.quality_class or "ok" for r in templates],
     )
 
 
@@ -356,6 +358,7 @@ class Store:
             source=t.source[:500],
             chip_jpeg=t.chip_jpeg,
             content_hash=t.content_hash,
+            quality_class=t.quality_class,
         )
 
     def _store_new(
@@ -820,6 +823,7 @@ class Store:
                         chip_jpeg=row.chip_jpeg,
                         origin_id=row.public_id,
                         content_hash=content_hash,
+                        quality_class=row.quality_class,
                     )
                 )
                 changed.setdefault(row.person.collection_id, set()).add(row.person.public_id)

@@ -106,6 +106,8 @@ class TemplateRow(Base):
     origin_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # SHA-256 (hex) of the image file the template was made from; None for templates stored before 0006
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the quality class of the face it was made from (facegate.gallery.openset); None before 0013: "ok"
+    quality_class: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
 
     person: Mapped[PersonRow] = relationship(back_populates="templates")

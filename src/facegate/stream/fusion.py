@@ -57,6 +57,7 @@ class _TrackState:
     last_ts: float | None = None
     fused: FusedDecision | None = None
     size_sum: float = 0.0  # sum of the frames' size × quality weights
+    last_reason: str | None = None  # why the latest unknown frame named no one (too_small, low_margin...)
 
 
 def _mean(weighted: float, weight: float, plain: float, count: int) -> float:
@@ -145,6 +146,7 @@ class TrackFusion:
         else:
             state.nobody += frame_weight
             state.last_named = None
+            state.last_reason = decision.reason
         state.conf_weighted += frame_weight * decision.confidence
         state.conf_weight += frame_weight
         state.conf_sum += decision.confidence
@@ -176,7 +178,7 @@ class TrackFusion:
             share = ranked[0][1].evidence / total if ranked and total > 0 else 0.0
             return not_named(PENDING, "too_few_hits", share)
         if not ranked or total <= 0 or ranked[0][1].evidence <= 0:
-            return not_named(UNKNOWN, "no_match", 0.0)
+            return not_named(UNKNOWN, state.last_reason or "no_match", 0.0)
 
         best_id, best = ranked[0]
         second = ranked[1][1].evidence if len(ranked) > 1 else 0.0
@@ -186,7 +188,7 @@ class TrackFusion:
         keeps = previous is not None and previous.is_match and previous.person_id == best_id
         if not (keeps and best.evidence >= runner):
             if state.nobody >= best.evidence:
-                return not_named(UNKNOWN, "no_match", share)
+                return not_named(UNKNOWN, state.last_reason or "no_match", share)
             if (best.evidence - runner) / total < cfg.tie_margin:
                 return not_named(UNKNOWN, "tie" if second >= state.nobody else "no_match", share)
             if best.named < cfg.min_hits:

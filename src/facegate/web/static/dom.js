@@ -79,26 +79,49 @@ export function fileCounts(files) {
   return `${added} added, ${(files || []).length - added} skipped`;
 }
 
+/** Why a face got no name, in words (the API's ``reason`` codes; plain "no match" says nothing more). */
+export const REASONS = {
+  too_small: "face too small",
+  blurry: "face blurred",
+  turned: "face turned away",
+  tilted_up_down: "face tilted",
+  tilted_sideways: "face tilted",
+  too_dark: "too dark",
+  too_bright: "too bright",
+  greyscale: "black-and-white picture",
+  compressed: "picture too compressed",
+  low_margin: "two people look alike",
+  tie: "two people look alike",
+  no_one_enrolled: "no one enrolled",
+};
+
+/** The confidence (P(the name is right)) from which a match shows green; below it, amber. */
+export const CONFIDENT = 0.9;
+
 /**
- * A face's decision as the overlay shows it: label, confidence (0-1) and colour class. Takes a
- * frame's decision or a stream track's (``status`` match, unknown, or pending: not decided yet).
+ * A face's decision as the overlay shows it: label, confidence (0-1), colour class and the reason
+ * it has no name. Takes a frame's decision or a stream track's (``status`` match, unknown, or
+ * pending: not decided yet). The confidence is the calibrated probability that the name is right:
+ * green from 90%, amber below (right about as often as it says), red for unknown.
  */
 export function describeDecision(decision) {
   if (decision && decision.status === "pending") {
-    return { name: "pending", label: "…", confidence: decision.confidence || 0, tone: "pending" };
+    return { name: "pending", label: "…", confidence: decision.confidence || 0, tone: "pending", reason: null };
   }
   if (!decision || decision.status !== "match") {
-    return { name: "unknown", label: "Unknown", confidence: decision ? decision.confidence : 0, tone: "low" };
+    const reason = (decision && REASONS[decision.reason]) || null;
+    const label = reason ? `Unknown — ${reason}` : "Unknown";
+    return { name: "unknown", label, confidence: decision ? decision.confidence : 0, tone: "low", reason: decision?.reason || null };
   }
   const c = decision.confidence;
-  return { name: decision.name, label: decision.name, confidence: c, tone: c >= 0.7 ? "high" : c >= 0.5 ? "mid" : "low" };
+  return { name: decision.name, label: decision.name, confidence: c, tone: c >= CONFIDENT ? "high" : "mid", reason: null };
 }
 
 /** "87%" */
 export const percent = (x) => `${Math.round(x * 100)}%`;
 
 /** One positioned face box with its label, readable in the DOM by tests and assistive tools. */
-export function faceBox(box, frameWidth, frameHeight, { name, label, confidence, tone }, extra = {}, prefix = "") {
+export function faceBox(box, frameWidth, frameHeight, { name, label, confidence, tone, reason }, extra = {}, prefix = "") {
   const el = h(
     "div",
     {
@@ -106,12 +129,13 @@ export function faceBox(box, frameWidth, frameHeight, { name, label, confidence,
       "data-testid": "face",
       "data-name": name,
       "data-confidence": confidence.toFixed(2),
+      "data-reason": reason || "",
       role: "img",
       "aria-label":
-        name === "unknown" ? "Unknown face" : name === "pending" ? "Face being checked" : `${label}, ${percent(confidence)} confidence`,
+        name === "unknown" ? `${label} face` : name === "pending" ? "Face being checked" : `${label}, ${percent(confidence)} confidence`,
       ...extra,
     },
-    h("span", { class: "label" }, prefix + (name === "unknown" ? "Unknown" : name === "pending" ? "… checking" : `${label} ${percent(confidence)}`)),
+    h("span", { class: "label" }, prefix + (name === "unknown" ? label : name === "pending" ? "… checking" : `${label} ${percent(confidence)}`)),
   );
   placeBox(el, box, frameWidth, frameHeight);
   return el;

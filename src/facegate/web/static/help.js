@@ -9,7 +9,7 @@ export function render(root) {
       "ol",
       { class: "guide" },
       h("li", {}, h("strong", {}, "Enrol someone. "), "Open ", h("a", { href: "#/enrol" }, "Enrol"), ", type a name and start the camera. Look at the camera and follow the hints (come closer, turn a little); five good shots are taken, then you confirm them. Or enrol from a few photos."),
-      h("li", {}, h("strong", {}, "Recognise live. "), "Open ", h("a", { href: "#/live" }, "Live"), " and allow the camera. Every face gets a box: green is a confident match (70% or more), amber a weaker one (50–70%), red is Unknown."),
+      h("li", {}, h("strong", {}, "Recognise live. "), "Open ", h("a", { href: "#/live" }, "Live"), " and allow the camera. Every face gets a box: green is a match that is right 90% of the time or more, amber a match that is right less often (its percentage says how often), red is Unknown, with the reason when the face itself was the problem (too small, blurred, turned away, two people alike)."),
       h("li", {}, h("strong", {}, "Recognise photos. "), h("a", { href: "#/upload" }, "Upload"), " photos to see every face named; add a face to a person or start a new person from it. A ZIP with a folder per person enrols everyone at once."),
       h("li", {}, h("strong", {}, "Find people in a video. "), h("a", { href: "#/video" }, "Video"), " analyses a video file on the server: a timeline shows who appears when (a bar jumps the player there), unknown faces can be enrolled, and the result downloads as JSON or CSV."),
       h("li", {}, h("strong", {}, "Manage people. "), h("a", { href: "#/people" }, "People"), " lists everyone; a person's page renames them, adds photos, removes a face template or deletes the person with all their data."),

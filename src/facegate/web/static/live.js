@@ -158,7 +158,7 @@ export function render(root) {
       ...faces.map((f) => {
         const d = describeDecision(f.decision);
         if (d.name === "pending") return h("li", {}, "… (checking who this is)");
-        return h("li", {}, d.name === "unknown" ? "Unknown person" : `${d.label} (${percent(d.confidence)})`);
+        return h("li", {}, d.name === "unknown" ? d.label.replace("Unknown", "Unknown person") : `${d.label} (${percent(d.confidence)})`);
       }),
     );
   }

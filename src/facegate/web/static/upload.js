@@ -84,7 +84,7 @@ function imageResult(file, people, bag) {
 }
 
 function faceActions(img, face, d, number, people) {
-  const who = d.name === "unknown" ? "Unknown" : `${d.label} (${percent(d.confidence)})`;
+  const who = d.name === "unknown" ? d.label : `${d.label} (${percent(d.confidence)})`;
   const select = h("select", { "aria-label": `Person to add face ${number} to` });
   const addButton = h("button", { type: "button", disabled: true }, "Add to person");
   const newName = h("input", {

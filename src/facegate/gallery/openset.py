@@ -1,0 +1,265 @@
+"""Open-set identification: how much evidence a name needs in *this* gallery, at a target FPIR.
+
+The user sets a target false-positive identification rate (FPIR: the share of strangers,
+people never enrolled, that get any name) or a preset. A stranger's face is compared with
+every template of every enrolled person, so the bar rises with the gallery.
+
+Evidence is measured in decades of the impostor tail: a face-to-template similarity ``s``
+has evidence ``e = -log10 FAR(s)``, where ``FAR(s)`` is the share of impostor pairs (two
+different people) at least as similar, measured on LFW View 1 for the pair's quality
+classes (a blurred probe against a blurred template reaches high similarities more
+easily, so the same similarity is less evidence). By construction a stranger's evidence
+against one template is exponential: ``P(e >= x) = 10**-x``. A person's evidence is the
+best of their templates; a stranger compared with N people of T templates each reaches
+``x`` with probability about ``N * T * 10**-x``.
+
+Two rules decide, and :func:`required_evidence` sets them so that a stranger passes both
+with the target probability:
+
+- the best person's evidence reaches a bar (``e1 >= bar``), and
+- it beats the next person by ``margin`` decades (``e1 - e2 >= margin``): among strangers
+  the gap between the two best of many exponential scores is itself exponential (Rényi),
+  so a margin of ``m`` decades keeps only ``10**-m`` of the strangers that pass the bar,
+  which lets the bar come down by about ``m`` decades for the people who are enrolled
+  (whose gap is large).
+
+``docs/calibration.md`` documents the model, its measurements and its limits.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facegate.core.presets import DEFAULT_PRESET, PRESETS, QUALITY_CLASSES, target_fpir
+from facegate.vision.types import Quality
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "QUALITY_CLASSES", "target_fpir"]  # with the classes and functions below
+
+
+@dataclass(frozen=True)
+class EvidenceCurve:
+    """Similarity -> evidence (``-log10`` of the share of impostor pairs at least as similar).
+
+    ``similarity`` knots increase, ``evidence`` knots increase with them; above the last
+    knot the curve goes on with ``tail_slope`` decades per unit of similarity (an
+    exponential tail fitted where the impostor sample thins out).
+    """
+
+    similarity: tuple[float, ...]
+    evidence: tuple[float, ...]
+    tail_slope: float
+
+    def __post_init__(self) -> None:
+        if len(self.similarity) != len(self.evidence) or len(self.similarity) < 2:
+            raise ValueError("an evidence curve needs matching knots (at least two)")
+
+    def __call__(self, similarity: np.ndarray | float) -> np.ndarray:
+        s = np.asarray(similarity, np.float64)
+        knots, values = np.asarray(self.similarity), np.asarray(self.evidence)
+        inside = np.interp(s, knots, values, left=0.0)
+        beyond = values[-1] + self.tail_slope * (s - knots[-1])
+        return np.where(s > knots[-1], beyond, np.maximum(inside, 0.0))
+
+    def similarity_at(self, evidence: float) -> float:
+        """The similarity with this much evidence (the inverse of the curve)."""
+        knots, values = np.asarray(self.similarity), np.asarray(self.evidence)
+        if evidence > values[-1]:
+            return float(knots[-1] + (evidence - values[-1]) / self.tail_slope)
+        return float(np.interp(evidence, values, knots))
+
+
+def per_template_rate(fpir: float, people: int, templates_per_person: float) -> float:
+    """The share of impostor comparisons that may pass so that ``fpir`` of strangers get a name."""
+    people = max(1, people)
+    return (1.0 - (1.0 - fpir) ** (1.0 / people)) / max(1.0, templates_per_person)
+
+
+def stranger_pass_rate(bar: float, margin: float, people: int, templates_per_person: float) -> float:
+    """P(a stranger's best person reaches ``bar`` decades and leads the next by ``margin``).
+
+    Each person's evidence against a stranger has survival ``min(1, T * 10**-x)``; the N
+    people are independent. Integrates the density of the best one times the chance that
+    every other person stays ``margin`` below it.
+    """
+    n, t = max(1, people), max(1.0, templates_per_person)
+    start = max(bar, math.log10(t))  # a person's evidence is at least log10(T) in this model
+    x = np.linspace(start, start + 12.0, 4000)
+    density = math.log(10) * t * 10.0**-x
+    others = np.minimum(1.0, t * 10.0 ** -(x - margin))
+    integrand = n * density * np.power(1.0 - others, n - 1)
+    return min(1.0, float(np.sum((integrand[1:] + integrand[:-1]) / 2 * np.diff(x))))
+
+
+@functools.lru_cache(maxsize=4096)
+def required_evidence(fpir: float, people: int, templates_per_person: float, margin: float) -> float:
+    """The bar (in decades) that, with ``margin``, lets ``fpir`` of strangers through in this gallery."""
+    lo, hi = 0.0, 40.0
+    if stranger_pass_rate(lo, margin, people, templates_per_person) <= fpir:
+        return lo
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if stranger_pass_rate(mid, margin, people, templates_per_person) > fpir:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def evidence_curve_from_scores(impostor: np.ndarray, *, min_tail: int = 200) -> EvidenceCurve:
+    """An evidence curve from a sample of impostor similarities (used by the calibration bench).
+
+    Knots every quarter decade while at least ``min_tail`` impostor pairs lie above; the
+    tail slope is a least-squares line through the last two decades of knots.
+    """
+    s = np.sort(np.asarray(impostor, np.float64))[::-1]
+    count = len(s)
+    knots_s: list[float] = []
+    knots_e: list[float] = []
+    e = 0.0
+    while True:
+        rank = int(count * 10.0**-e)
+        if rank < min_tail:
+            break
+        knots_s.append(float(s[rank - 1]))
+        knots_e.append(e)
+        e += 0.25
+    order = np.argsort(knots_s, kind="stable")
+    sims, evid = np.asarray(knots_s)[order], np.asarray(knots_e)[order]
+    sims, idx = np.unique(sims, return_index=True)
+    evid = evid[idx]
+    tail = evid >= evid[-1] - 2.0
+    slope = float(np.polyfit(sims[tail], evid[tail], 1)[0])
+    return EvidenceCurve(tuple(round(float(v), 5) for v in sims), tuple(float(v) for v in evid), round(slope, 3))
+
+
+def mean_templates(counts: Sequence[int]) -> float:
+    """Templates per person, on average (at least 1)."""
+    return max(1.0, float(np.mean(counts))) if len(counts) else 1.0
+
+
+# QUALITY_CLASSES: what makes a face's similarities less telling, as measured on LFW View 1
+# (bench/calibrate_openset.py): two faces with the same flaw (both blurred...) look alike more easily.
+
+
+@dataclass(frozen=True)
+class QualityClassRules:
+    """Where a face falls into a quality class (the first rule that holds, from the worst flaw)."""
+
+    blurry_below: float = 14.0  # sharpness (variance of the Laplacian)
+    compressed_above: float = 1.38  # JPEG blockiness
+    greyscale_below: float = 4.0  # colour (mean chroma)
+    small_below: float = 70.0  # px, the face box's shorter side
+
+
+def quality_class(quality: Quality | None, rules: QualityClassRules = QualityClassRules()) -> str:
+    """The quality class of a face (``ok`` when nothing measured counts against it)."""
+    if quality is None:
+        return "ok"
+    if quality.sharpness < rules.blurry_below:
+        return "blurry"
+    if quality.blockiness == quality.blockiness and quality.blockiness > rules.compressed_above:
+        return "compressed"
+    if quality.colour == quality.colour and quality.colour < rules.greyscale_below:
+        return "greyscale"
+    if quality.size < rules.small_below:
+        return "small"
+    return "ok"
+
+
+# probe class -> template class -> similarity to take off before reading evidence (>= 0)
+PairShift = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class GalleryShape:
+    """What a stranger's face is compared with: this many people, this many templates each on average."""
+
+    people: int
+    templates_per_person: float = 1.0
+
+
+@dataclass(frozen=True)
+class OpenSetCalibration:
+    """The fitted open-set model of one embedding model (see the module docstring).
+
+    ``curve``: evidence of a (probe, template) similarity of two ``ok`` faces; other pairs of
+    quality classes first lose ``pair_shift[probe class][template class]`` similarity (a
+    search ranks templates by it; without it, the worst over template classes is assumed).
+    ``margin_weights``: (log10 N, beta) knots; the score is
+    ``e1 - beta(N) * max(e2 - log10(N*T), -bonus_cap)``: how much a runner-up above what
+    N x T stranger comparisons typically reach counts against the best (0 in small
+    galleries, where it costs more people than it stops strangers), and how little one
+    below it counts for the best.
+    ``bar_offsets``: for target FPIRs (keys), (log10 N, decades) knots added to the
+    independent-strangers bar, fitted on simulated View 1 galleries. ``confidence``: slope and
+    intercept of P(correct name) = sigmoid(slope * (score - log10(N*T)) + intercept).
+    """
+
+    curve: EvidenceCurve
+    pair_shift: PairShift
+    margin_weights: tuple[tuple[float, float], ...]
+    bonus_cap: float  # decades: how far a runner-up below the typical one may raise the score (beta x this)
+    bar_offsets: dict[float, tuple[tuple[float, float], ...]]
+    confidence: tuple[float, float]
+
+    def worst_shift(self, probe_class: str) -> float:
+        """The shift of a face of this class against the template class that resembles it most."""
+        return max(self.pair_shift.get(probe_class, {}).values(), default=0.0)
+
+    def candidate_evidence(self, similarity: float, shift: float | None, probe_class: str = "ok") -> float:
+        """Evidence of a candidate's similarity, less its pair's shift (or the face class's worst)."""
+        return float(self.curve(similarity - (self.worst_shift(probe_class) if shift is None else shift)))
+
+    def score(self, best: float, runner_up: float | None, shape: GalleryShape) -> float:
+        """The decision score (decades) from the best and the next person's evidence."""
+        if runner_up is None or shape.people < 2:
+            return best
+        expected = math.log10(shape.people * max(1.0, shape.templates_per_person))
+        return best - self.margin_weight(shape.people) * max(runner_up - expected, -self.bonus_cap)
+
+    def margin_weight(self, people: int) -> float:
+        """How much the runner-up counts in a gallery of this many people."""
+        x = math.log10(max(1, people))
+        knots = self.margin_weights
+        return float(np.interp(x, [k for k, _ in knots], [v for _, v in knots]))
+
+    def bar(self, fpir: float, shape: GalleryShape) -> float:
+        """The score a name needs in a gallery of this shape for ``fpir`` of strangers to get one."""
+        base = -math.log10(per_template_rate(fpir, shape.people, shape.templates_per_person))
+        return base + self._offset(fpir, shape.people)
+
+    def _offset(self, fpir: float, people: int) -> float:
+        levels = sorted(self.bar_offsets)
+        x = math.log10(max(1, people))
+
+        def at(level: float) -> float:
+            knots = self.bar_offsets[level]
+            return float(np.interp(x, [k for k, _ in knots], [v for _, v in knots]))
+
+        if fpir <= levels[0]:  # stricter targets keep the offset of the strictest level fitted (higher bar)
+            return at(levels[0])
+        if fpir >= levels[-1]:
+            return at(levels[-1])
+        hi = next(i for i, level in enumerate(levels) if level >= fpir)
+        lo = hi - 1
+        w = (math.log10(fpir) - math.log10(levels[lo])) / (math.log10(levels[hi]) - math.log10(levels[lo]))
+        return (1 - w) * at(levels[lo]) + w * at(levels[hi])
+
+    def probability_correct(self, score: float, shape: GalleryShape) -> float:
+        """Calibrated P(the best person is the face's person), for an even mix of enrolled and strangers.
+
+        Read against how far the score lies above what the best of N x T stranger comparisons
+        typically reaches (``log10(N * T)`` decades), so one curve serves every gallery size.
+        """
+        slope, intercept = self.confidence
+        z = slope * (score - math.log10(max(1, shape.people) * max(1.0, shape.templates_per_person))) + intercept
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def similarity_bar(self, fpir: float, shape: GalleryShape) -> float:
+        """The similarity an ``ok`` face needs with a typical runner-up (for display and track fusion)."""
+        return self.curve.similarity_at(self.bar(fpir, shape))
