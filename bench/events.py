@@ -1,6 +1,6 @@
 """Events: bus + log throughput, event-to-receiver latency (webhook, MQTT, live feed), a slow webhook's cost.
 
-    python bench/events.py [--events 20000] [--rate 20] [--seconds 10]
+    python bench/events.py [--events 20000] [--rate 20] [--seconds 10] [--bursts]
 
 - ``events_per_s``: one process, SQLite; ``--events`` events published at once; the time until the
   log has written them all (the bus and the log writer, batched);
@@ -9,6 +9,9 @@
   the Mosquitto broker at 127.0.0.1:1883 when one answers) gets events at ``--rate`` a second for
   ``--seconds``; each event's latency is from its publication to its arrival at the webhook
   receiver, at an MQTT subscriber and on ``/v1/events/ws``;
+- ``--bursts`` (a line of its own): events in pairs 5 ms apart every 0.2 s to a receiver taking 20 ms a
+  request, so the second of a pair is written while the first is being delivered (the sender must
+  claim it when that delivery ends, not at its next poll of the outbox);
 - ``slow_sink_fps_ratio``: an RTSP camera (the slideshow of ``tests/camera_clips.py``) at 5 fps,
   processed frames per second with a webhook receiver that takes 10 s per request over the same
   without any webhook.
@@ -175,6 +178,36 @@ def latencies(rate: float, seconds: float) -> tuple[float, float, float, int]:
     return p95(hook), p95(mq) if mqtt else float("nan"), p95(ws), lost
 
 
+def burst_latency(pairs: int = 100) -> float:
+    """Webhook latency p95 of events in pairs 5 ms apart (every 0.2 s), the receiver taking 20 ms a request."""
+    receiver = Receiver(delay_s=0.02)
+    published: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings().with_values(data_dir=tmp, port=free_port())
+        with running_server(settings) as app:
+            base = f"http://127.0.0.1:{settings.server.port}"
+            httpx.post(f"{base}/v1/webhooks", json={"url": receiver.url}).raise_for_status()
+            for n in range(pairs):
+                for k in range(2):
+                    e = event(2 * n + k)
+                    published[e.id] = e.ts
+                    app.state.runtime.bus.publish(e)
+                    time.sleep(0.005)
+                time.sleep(0.2)
+            deadline = time.monotonic() + 10
+            while len(receiver.arrivals) < len(published) and time.monotonic() < deadline:
+                time.sleep(0.05)
+    receiver.stop()
+    hook = [(receiver.arrivals[i] - ts) * 1000 for i, ts in published.items() if i in receiver.arrivals]
+    lost = len(published) - len(hook)
+    print(
+        f"bursts events={len(published)} webhook_p50_ms={sorted(hook)[len(hook) // 2]:.0f} "
+        f"webhook_p95_ms={p95(hook):.0f} lost={lost}",
+        flush=True,
+    )
+    return p95(hook)
+
+
 def camera_fps(webhook_delay_s: float | None, seconds: float) -> float:
     server = RtspServer()
     server.start()
@@ -217,9 +250,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--bursts", action="store_true", help="also the webhook latency of events in pairs")
     args = ap.parse_args()
     rate = throughput(args.events)
     hook, mqtt, ws, lost = latencies(args.rate, args.seconds)
+    if args.bursts:
+        burst_latency()
     plain = camera_fps(None, 15)
     slow = camera_fps(10.0, 15)
     print(

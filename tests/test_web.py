@@ -663,3 +663,21 @@ def test_no_page_overflows_sideways_on_a_phone(playwright, server, api):
         page.locator('[data-testid="upload-result"] li[data-index="1"] select').wait_for()
         assert page.evaluate(wide), page.evaluate(TOO_WIDE)
         screenshot(page, "upload-phone")
+
+
+def test_an_unknown_face_says_why_when_the_face_was_the_problem(playwright, server, api, tmp_path):
+    """The decision's reason reaches the page: a face too small to name is "Unknown — face too small"."""
+    import cv2
+
+    image = cv2.imread(str(photos("Tony_Blair")[3]))
+    tiny = tmp_path / "tiny.jpg"
+    cv2.imwrite(str(tiny), cv2.resize(image, (image.shape[1] // 5, image.shape[0] // 5), interpolation=cv2.INTER_AREA))
+    with browser_page(playwright, server) as page:
+        page.goto("/#/upload")
+        page.locator("#upload-files").set_input_files(str(tiny))
+        face = page.locator('[data-testid="upload-result"] [data-testid="face"]').first
+        face.wait_for(timeout=60_000)
+        assert face.get_attribute("data-name") == "unknown"
+        assert face.get_attribute("data-reason") == "too_small"
+        assert "face too small" in face.inner_text()
+        page.screenshot(path=str(SHOTS / "upload-unknown-reason.png"))

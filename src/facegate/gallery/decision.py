@@ -173,7 +173,7 @@ class DecisionPolicy:
         if not self.open_set or shape is None:
             return self.threshold
         assert self.openset is not None
-        return self.openset.similarity_bar(self.fpir, shape)
+        return self.openset.similarity_bar(self.fpir, self.openset.effective(shape))
 
     def confidence(self, similarity: float) -> float:
         """Pairwise: P(two faces this similar are one person)."""
@@ -199,7 +199,7 @@ class DecisionPolicy:
             return self._decide_fixed(candidates, top_k)
         assert self.openset is not None
         model = self.openset
-        shape = shape or GalleryShape(people=len(candidates), templates_per_person=1.0)
+        shape = model.effective(shape or GalleryShape(people=len(candidates), templates_per_person=1.0))
         probe_class = quality_class(quality)
         evidence = [model.candidate_evidence(c.similarity, c.shift, probe_class) for c in candidates[: max(2, top_k)]]
         bar = model.bar(self.fpir, shape)

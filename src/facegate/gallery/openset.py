@@ -198,6 +198,8 @@ class OpenSetCalibration:
     ``bar_offsets``: for target FPIRs (keys), (log10 N, decades) knots added to the
     independent-strangers bar, fitted on simulated View 1 galleries. ``confidence``: slope and
     intercept of P(correct name) = sigmoid(slope * (score - log10(N*T)) + intercept).
+    Wherever T appears it is the effective count, ``T ** template_exponent`` (:meth:`effective`),
+    because one person's templates resemble a stranger together, not independently.
     """
 
     curve: EvidenceCurve
@@ -206,6 +208,11 @@ class OpenSetCalibration:
     bonus_cap: float  # decades: how far a runner-up below the typical one may raise the score (beta x this)
     bar_offsets: dict[float, tuple[tuple[float, float], ...]]
     confidence: tuple[float, float]
+    template_exponent: float = 1.0  # T templates of one person are worth T ** this independent comparisons
+
+    def effective(self, shape: GalleryShape) -> GalleryShape:
+        """The shape with templates per person counted as independent comparisons (correlated: fewer)."""
+        return GalleryShape(shape.people, max(1.0, shape.templates_per_person) ** self.template_exponent)
 
     def worst_shift(self, probe_class: str) -> float:
         """The shift of a face of this class against the template class that resembles it most."""
