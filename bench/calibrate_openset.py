@@ -82,7 +82,8 @@ def pair_shifts(faces: Faces, rows: np.ndarray, curve: EvidenceCurve, rng: np.ra
             p = rng.choice(probes, min(len(probes), 6000), replace=False)
             t = rng.choice(templates, min(len(templates), 6000), replace=False)
             imp = impostor_scores(faces, t, p)
-            gaps = [float(np.quantile(imp, 1 - far)) - curve.similarity_at(-math.log10(far)) for far in (1e-3, 3e-4, 1e-4)]
+            levels = (1e-3, 3e-4, 1e-4)
+            gaps = [float(np.quantile(imp, 1 - far)) - curve.similarity_at(-math.log10(far)) for far in levels]
             gap = float(np.mean(gaps))
             print(f"  probe {probe_class:10s} template {template_class:10s} pairs={len(imp):>9d} shift={gap:+.4f}")
             shifts[probe_class][template_class] = round(max(0.0, gap), 4)
@@ -108,8 +109,10 @@ def template_exponent(faces: Faces, rows: np.ndarray, curve: EvidenceCurve) -> f
     levels = np.linspace(2.0, 3.5, 7)
     r = np.mean([np.mean(three >= x) / max(1e-12, np.mean(one >= x)) for x in levels])
     alpha = math.log(r) / math.log(3)
-    print(f"templates: {int(np.sum(counts >= 3))} people with 3+ images; best of 3 reaches 2-3.5 decades "
-          f"{r:.2f}x as often as one template: T_eff = T ** {alpha:.3f}")
+    print(
+        f"templates: {int(np.sum(counts >= 3))} people with 3+ images; best of 3 reaches 2-3.5 decades "
+        f"{r:.2f}x as often as one template: T_eff = T ** {alpha:.3f}"
+    )
     return round(alpha, 3)
 
 
