@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from facegate.api.auth import require
 from facegate.api.deps import runtime_of
 from facegate.api.schemas import Strict
-from facegate.core.urls import redact_url
+from facegate.service.webhooks import shown_url
 from facegate.store.records import Webhook
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require("admin"))])
@@ -19,7 +19,13 @@ Names = Field(default_factory=list, max_length=100)
 
 
 class WebhookCreate(Strict):
-    url: str = Field(min_length=8, max_length=2000, description="http(s)://…; redirects are not followed")
+    url: str = Field(
+        min_length=8,
+        max_length=2000,
+        description="http(s)://…; the host must be allowed by events.webhook_allowed_hosts when it is set "
+        "(422 webhook_host_not_allowed; else 422 invalid_webhook_url); 307/308 redirects are followed to "
+        "the same host only",
+    )
     secret: str | None = Field(default=None, min_length=16, max_length=200, description="default: generated")
     kinds: list[Kind] = Field(default_factory=list, description="empty: every kind")
     sources: list[str] = Names
@@ -37,7 +43,7 @@ class WebhookUpdate(Strict):
 
 class WebhookOut(BaseModel):
     id: str
-    url: str = Field(description="redacted: a password is shown as ***")
+    url: str = Field(description="credentials masked: a password, a user name alone, a secret parameter are ***")
     kinds: list[str]
     sources: list[str]
     collections: list[str]
@@ -52,7 +58,7 @@ class WebhookOut(BaseModel):
     def of(cls, w: Webhook) -> WebhookOut:
         return cls(
             id=w.id,
-            url=redact_url(w.url),
+            url=shown_url(w.url),
             kinds=list(w.kinds),
             sources=list(w.sources),
             collections=list(w.collections),

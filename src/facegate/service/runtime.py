@@ -56,8 +56,10 @@ class ServiceInfo:
     embedder: str
     model_id: str
     flip: bool
-    threshold: float
+    threshold: float  # pairwise (verification); identification's bar depends on the collection
     database: str
+    decision: str  # "open_set" or "fixed_threshold"
+    target_fpir: float | None  # the share of strangers that may be named (open set)
 
 
 class Runtime:
@@ -140,6 +142,8 @@ class Runtime:
             config.flip,
             self.policy.threshold,
             self.store.engine.dialect.name,
+            "open_set" if self.policy.open_set else "fixed_threshold",
+            self.policy.fpir if self.policy.open_set else None,
         )
 
     def _discovery(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -10,6 +10,7 @@ next attempt, so later events wait behind it and order holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from sqlalchemy import func, select
 
@@ -60,6 +61,7 @@ class WebhookStore:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self.changes = 0  # webhooks created, changed or deleted through this object (the sender looks again)
 
     def _row(self, session, webhook_id: str) -> WebhookRow:
         row = session.scalar(select(WebhookRow).where(WebhookRow.public_id == webhook_id))
@@ -80,7 +82,9 @@ class WebhookStore:
             )
             session.add(row)
             session.flush()
-            return _webhook(row)
+            made = _webhook(row)
+        self.changes += 1
+        return made
 
     def update(self, webhook_id: str, **changes) -> Webhook:
         with self._store.transaction() as session:
@@ -89,11 +93,14 @@ class WebhookStore:
                 if value is not None:
                     setattr(row, name, list(value) or None if name in ("kinds", "sources", "collections") else value)
             session.flush()
-            return _webhook(row)
+            changed = _webhook(row)
+        self.changes += 1
+        return changed
 
     def delete(self, webhook_id: str) -> None:
         with self._store.transaction() as session:
             session.delete(self._row(session, webhook_id))
+        self.changes += 1
 
     def list(self) -> list[Webhook]:
         with self._store.transaction() as session:
@@ -155,13 +162,17 @@ class WebhookStore:
         with self._store.transaction() as session:
             return int(session.scalar(select(func.count()).where(WebhookRow.enabled.is_(True))) or 0)
 
-    def claim(self, worker: str, lease_s: float) -> list[list[Delivery]]:
-        """For each webhook, its oldest pending deliveries (up to ``BATCH``, in order), leased to ``worker``,
-        when the first of them is due and nobody else holds it: a line is never started in the middle."""
+    def claim(self, worker: str, lease_s: float, skip: Collection[str] = ()) -> list[list[Delivery]]:
+        """For each webhook (but those in ``skip``: their lines are being sent), its oldest pending deliveries
+        (up to ``BATCH``, in order), leased to ``worker``, when the first of them is due and nobody else holds
+        it: a line is never started in the middle."""
         now = time.time()
         out = []
+        hooks = select(WebhookRow).where(WebhookRow.enabled.is_(True))
+        if skip:
+            hooks = hooks.where(WebhookRow.public_id.not_in(list(skip)))
         with self._store.transaction() as session:
-            for hook in session.scalars(select(WebhookRow).where(WebhookRow.enabled.is_(True))):
+            for hook in session.scalars(hooks):
                 pending = (DeliveryRow.webhook_id == hook.id, DeliveryRow.state == "pending")
                 head = session.scalar(select(func.min(DeliveryRow.id)).where(*pending))
                 rows = session.scalars(
