@@ -37,7 +37,7 @@ def identify(
     if not rows:
         typer.echo("no face found")
     for row in rows:
-        who = row["name"] if row["status"] == "match" else "unknown"
+        who = row["name"] if row["status"] == "match" else f"unknown ({row['reason']})"
         typer.echo(f"{who:24s} confidence={row['confidence']:.2f} similarity={row['similarity']:.3f} box={row['box']}")
 
 
