@@ -105,3 +105,15 @@ def identify(gallery, embeddings, top_k: int = 0, policy=None, qualities=None):
     found = gallery.search(embeddings, top_k=max(2, top_k))
     qualities = qualities or [None] * len(found)
     return [policy.decide(c, top_k, shape=shape, quality=q) for c, q in zip(found, qualities, strict=True)]
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright for the browser tests: skipped without it or Chromium, required when ``CI=true``."""
+    from test_web import require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p

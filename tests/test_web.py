@@ -59,15 +59,6 @@ def require_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def playwright():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory, engine):
     engine.warmup()
     db = tmp_path_factory.mktemp("web") / "facegate.db"

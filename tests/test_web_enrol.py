@@ -12,19 +12,10 @@ import pytest
 from api_server import files, free_port, running_server
 from conftest import photos
 from facegate.config import Settings
-from test_web import browser_page, require_browser, screenshot
+from test_web import browser_page, screenshot
 from web_clips import two_people, write_clip
 
 ANOTHER_PERSON = "Another person came into view — capture stopped; start again with one person"
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

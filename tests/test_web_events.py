@@ -26,19 +26,10 @@ import pytest
 from api_server import free_port, running_server
 from conftest import photos
 from facegate.events.types import Event, event_id
-from test_web import TOO_WIDE, UNLABELLED, axe_violations, browser_page, require_browser, screenshot
+from test_web import TOO_WIDE, UNLABELLED, axe_violations, browser_page, screenshot
 
 WIDE = "document.documentElement.scrollWidth <= window.innerWidth"
 SHOWN = "(img) => img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:')"
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 def settings_for(data_dir, **values):

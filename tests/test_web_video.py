@@ -20,21 +20,12 @@ import pytest
 
 from api_server import free_port, running_server
 from camera_clips import enrol_clip_people, slideshow
-from test_web import TOO_WIDE, UNLABELLED, axe_violations, browser_page, require_browser, screenshot
+from test_web import TOO_WIDE, UNLABELLED, axe_violations, browser_page, screenshot
 
 CLIP_PEOPLE = ("Colin Powell", "Tony Blair", "Hugo Chavez")
 THUMBS_LOADED = """() => [...document.querySelectorAll("#video-timeline img.thumb")]
   .every((img) => img.complete && img.naturalWidth > 0)"""
 PHONE = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")
