@@ -11,8 +11,6 @@ the reason, except in CI (``CI=true``), where they fail.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import json
 import socket
@@ -20,7 +18,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -30,42 +27,11 @@ from api_server import free_port, running_server
 from camera_clips import enrol_clip_people
 from camera_servers import RtspServer, require_rtsp
 from test_mqtt import Listener, require_broker
+from test_webhooks import Receiver
 
 SECRET = "whsec_e2e_secret_0123456789"
 PEOPLE = ("Colin Powell", "Tony Blair", "Hugo Chavez")  # the clip's order
 APPEARANCES = 4  # recognitions to wait for: every person, then the first again (after ~10 s away)
-
-
-class Receiver:
-    """A webhook receiver: checks each request's signature, records event ids in arrival order."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.bad: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                t, v1 = (part.split("=", 1)[1] for part in self.headers["X-Facegate-Signature"].split(","))
-                expected = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-                event = json.loads(body)
-                if not hmac.compare_digest(expected, v1) or self.headers["X-Facegate-Event-Id"] != event["id"]:
-                    receiver.bad.append(event["id"])
-                receiver.ids.append(event["id"])
-                self.send_response(204)
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class Feed:
@@ -152,7 +118,7 @@ def seen(tmp_path_factory) -> Seen:
     enrol_clip_people(runtime)
     runtime.close()
 
-    rtsp, receiver = RtspServer(), Receiver()
+    rtsp, receiver = RtspServer(), Receiver(secret=SECRET)
     listener = Listener(f"{prefix}/+/recognized") if mqtt else None
     rtsp.start()
     feed = camera_id = None

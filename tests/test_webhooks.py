@@ -24,10 +24,10 @@ SECRET = "whsec_test_secret_0123456789"
 
 
 class Receiver:
-    """An HTTP server that checks signatures and records event ids in arrival order."""
+    """An HTTP server that checks signatures and records event ids in arrival order (port 0: any free one)."""
 
-    def __init__(self, port: int, delay_s: float = 0.0) -> None:
-        self.port, self.ids, self.bad = port, [], []
+    def __init__(self, port: int = 0, delay_s: float = 0.0, secret: str = SECRET) -> None:
+        self.ids, self.bad = [], []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,7 +37,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 t, v1 = (part.split("=", 1)[1] for part in self.headers["X-Facegate-Signature"].split(","))
-                expected = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+                expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
                 event = json.loads(body)
                 if not hmac.compare_digest(expected, v1) or self.headers["X-Facegate-Event-Id"] != event["id"]:
                     receiver.bad.append(event["id"])
@@ -47,6 +47,8 @@ class Receiver:
                 self.end_headers()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self) -> None:
