@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.core.errors import ConfigError
+from facegate.core.providers import session_providers
 
 AUTH_MODES = ("auto", "required", "off")
 DETECTORS = ("blazeface", "hog", "cnn")
@@ -41,10 +42,15 @@ class EngineSettings:
     # rate to 100 streaming clients, 1 x 2 gave 71% (bench/api.py; README "Process model").
     inference_threads: int = 2
     model_threads: int = 1
+    # onnxruntime's execution provider for the embedder: cpu, cuda, tensorrt, openvino or rocm (the
+    # onnxruntime build that has it installed: core/providers.py). The detector (LiteRT) stays on the CPU.
+    execution_provider: str = "cpu"
 
     def __post_init__(self) -> None:
         _one_of("detector", self.detector, DETECTORS)
         _one_of("embedder", self.embedder, EMBEDDERS)
+        if self.execution_provider != "cpu":  # is it in the installed onnxruntime? (raises, naming the package)
+            session_providers(self.execution_provider)
         _at_least("inference_threads", self.inference_threads, 1)
         _at_least("model_threads", self.model_threads, 1)
         if self.match_threshold is not None and not -1.0 <= self.match_threshold <= 1.0:
@@ -319,13 +325,18 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults, then the TOML file (``config_file`` or ``$FACEGATE_CONFIG``), then ``FACEGATE_*``
-    variables, then ``flags`` (by setting name; ``None`` values are ignored)."""
+    """Defaults, then the TOML file (``config_file`` or ``$FACEGATE_CONFIG``), then ``$PORT`` (the
+    platform's port), then ``FACEGATE_*`` variables, then ``flags`` (by setting name; ``None`` values are ignored)."""
     environ = os.environ if environ is None else environ
     settings = Settings()
     path = config_file or environ.get("FACEGATE_CONFIG") or None
     if path:
         settings = _apply(settings, _read_toml(Path(path)), f"file {path}")
+    port = environ.get("PORT", "").strip()  # set by Cloud Run and similar platforms; FACEGATE_PORT wins
+    if port:
+        if not port.isdigit():
+            raise ConfigError(f"PORT={port!r} is not a port number")
+        settings = _apply(settings, {"port": int(port)}, "env PORT")
     for name in NAMES:
         raw = environ.get(f"FACEGATE_{name.upper()}")
         if raw is not None:

@@ -34,7 +34,8 @@ def readyz(request: Request) -> dict:
 
 @router.get("/v1/info", tags=["system"], dependencies=[Depends(require("recognize"))])
 def info(request: Request) -> dict:
-    """Version, models, match threshold and whether API keys are required (a key is needed when they are)."""
+    """Version, models (``execution_providers``: onnxruntime's, for the embedder, once loaded), match threshold
+    and whether API keys are required (a key is needed when they are)."""
     runtime = runtime_of(request)
     limits = runtime.settings.limits
     return {

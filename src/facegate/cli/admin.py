@@ -45,9 +45,11 @@ def serve(
 
 @app.command("config")
 def config_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Print the effective settings and where each value came from (secrets masked)."""
+    """Print the effective settings and where each value came from (secrets masked), then the
+    onnxruntime providers the embedder runs on (text output only: it loads the embedder)."""
     with failures():
-        items = settings().items()
+        effective = settings()
+        items = effective.items()
     if as_json:
         typer.echo(json.dumps({key: {"value": value, "source": source} for key, value, source in items}, indent=2))
         return
@@ -55,6 +57,11 @@ def config_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-rea
     for key, value, source in items:
         shown = json.dumps(list(value) if isinstance(value, tuple) else value)
         typer.echo(f"{key:{width}s} = {shown:30s} # {source}")
+    from facegate.service.runtime import execution_providers
+
+    with failures():
+        providers = execution_providers(effective)
+    typer.echo(f"# the embedder runs on: {', '.join(providers) or 'the CPU (dlib)'}")
 
 
 keys_app = typer.Typer(help="API keys of the service.", no_args_is_help=True)

@@ -60,6 +60,8 @@ class ServiceInfo:
     database: str
     decision: str  # "open_set" or "fixed_threshold"
     target_fpir: float | None  # the share of strangers that may be named (open set)
+    # the embedder's onnxruntime providers in use, e.g. ("CPUExecutionProvider",); () before the models load
+    execution_providers: tuple[str, ...] = ()
 
 
 class Runtime:
@@ -144,6 +146,7 @@ class Runtime:
             self.store.engine.dialect.name,
             "open_set" if self.policy.open_set else "fixed_threshold",
             self.policy.fpir if self.policy.open_set else None,
+            self.engine.execution_providers() if self.ready else (),
         )
 
     def _discovery(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -245,6 +248,11 @@ def mqtt_config(settings: Settings) -> MqttConfig:
     return MqttConfig(e.mqtt_url, e.mqtt_prefix, e.mqtt_discovery_prefix, e.mqtt_keepalive, f"facegate-{worker_name()}")
 
 
+def execution_providers(settings: Settings) -> tuple[str, ...]:
+    """The onnxruntime providers the embedder runs on with these settings (loads it); () for dlib's own."""
+    return FaceEngine(engine_config(settings)).execution_providers() if settings.engine.embedder == "onnx" else ()
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     """The engine the settings describe (its model id follows from embedder and flip)."""
     engine, limits = settings.engine, settings.limits
@@ -253,6 +261,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         embedder=engine.embedder,
         flip=engine.flip,
         num_threads=engine.model_threads,
+        execution_provider=engine.execution_provider,
         limits=ImageLimits(
             max_bytes=limits.max_image_bytes,
             max_pixels=limits.max_image_pixels,

@@ -5,16 +5,20 @@ Both take aligned 150x150 RGB chips and return L2-normalised 128-d float32 descr
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from facegate.core.providers import session_providers
 from facegate.vision.dlib_resnet import converted_onnx_path
 from facegate.vision.models import dlib_model_path, require_module
 
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 MODEL_ID = "dlib_resnet_v1"
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -46,14 +50,21 @@ def embed(embedder: FaceEmbedder, chips: np.ndarray, flip: bool = False) -> np.n
 
 
 class OnnxDlibEmbedder:
-    """dlib's ResNet rebuilt as ONNX (converted once, cached) and run by onnxruntime."""
+    """dlib's ResNet rebuilt as ONNX (converted once, cached) and run by onnxruntime.
+
+    ``execution_provider`` (core/providers.py) picks onnxruntime's providers: one the installed
+    onnxruntime lacks raises :class:`~facegate.core.providers.ProviderUnavailable`; ``providers``
+    are those the session really runs on (onnxruntime falls back to the CPU, with a warning, when
+    a GPU provider cannot start).
+    """
 
     name = "onnx"
     model_id = MODEL_ID
     dim = 128
 
-    def __init__(self, num_threads: int = 2) -> None:
+    def __init__(self, num_threads: int = 2, execution_provider: str = "cpu") -> None:
         ort = require_module("onnxruntime")
+        providers = session_providers(execution_provider, ort.get_available_providers())
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
@@ -64,7 +75,16 @@ class OnnxDlibEmbedder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         options.add_session_config_entry("session.force_spinning_stop", "1")
         path = converted_onnx_path(dlib_model_path(RESNET_FILE))
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(path), options, providers=providers)
+        self.providers: tuple[str, ...] = tuple(self._session.get_providers())
+        if self.providers[0] != providers[0]:
+            log.warning(
+                "execution_provider %r: onnxruntime could not start %s (see its message above); "
+                "the embedder runs on %s",
+                execution_provider,
+                providers[0],
+                ", ".join(self.providers),
+            )
 
     def embed_raw(self, chips: np.ndarray) -> np.ndarray:
         """dlib's raw (unnormalised) descriptors for a batch of chips."""

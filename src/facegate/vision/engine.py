@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from facegate.core.errors import ConfigError
+from facegate.core.providers import PROVIDERS
 from facegate.vision.alignment import LandmarkAligner, dlib_like_box
 from facegate.vision.detection import FaceDetector
 from facegate.vision.embedding import MODEL_ID as EMBEDDING_MODEL_ID
@@ -52,6 +53,7 @@ class EngineConfig:
     thorough: bool = False
     min_det_score: float = 0.5
     num_threads: int = 2
+    execution_provider: str = "cpu"  # the embedder's onnxruntime provider (core/providers.py); the detector: CPU
     limits: ImageLimits = DEFAULT_LIMITS
     quality: QualityThresholds = field(default=DEFAULT_THRESHOLDS)
 
@@ -60,6 +62,8 @@ class EngineConfig:
             raise ConfigError(f"unknown detector {self.detector!r}; one of {DETECTORS}")
         if self.embedder not in EMBEDDERS:
             raise ConfigError(f"unknown embedder {self.embedder!r}; one of {EMBEDDERS}")
+        if self.execution_provider not in PROVIDERS:
+            raise ConfigError(f"unknown execution provider {self.execution_provider!r}; one of {tuple(PROVIDERS)}")
 
 
 class ChipEmbedder(Protocol):
@@ -104,10 +108,12 @@ def _detector(name: str, min_score: float, num_threads: int) -> FaceDetector:
 
 
 @functools.cache
-def _embedder(name: str, num_threads: int) -> FaceEmbedder:
+def _embedder(name: str, num_threads: int, execution_provider: str = "cpu") -> FaceEmbedder:
     from facegate.vision.embedding import DlibEmbedder, OnnxDlibEmbedder
 
-    return OnnxDlibEmbedder(num_threads=num_threads) if name == "onnx" else DlibEmbedder()
+    if name == "onnx":
+        return OnnxDlibEmbedder(num_threads=num_threads, execution_provider=execution_provider)
+    return DlibEmbedder()
 
 
 @functools.cache
@@ -136,7 +142,11 @@ class FaceEngine:
     @property
     def embedder(self) -> FaceEmbedder:
         with _load_lock:
-            return _embedder(self.config.embedder, self.config.num_threads)
+            return _embedder(self.config.embedder, self.config.num_threads, self.config.execution_provider)
+
+    def execution_providers(self) -> tuple[str, ...]:
+        """The onnxruntime providers the embedder runs on (loads it); none for dlib's own embedder."""
+        return tuple(getattr(self.embedder, "providers", ()))
 
     @property
     def aligner(self) -> LandmarkAligner:
