@@ -162,6 +162,7 @@ class Gallery:
         self._quantized: QuantizedMatrix | None = None  # of ``_rows.matrix``, built on first search
         self._counts: Counter | None = None  # templates per person, counted on first search
         self._penalty_cache: dict[tuple[int, str], np.ndarray] = {}  # (pair shift, probe class) -> per template
+        self._owner_codes: tuple[list[str], np.ndarray] | None = None  # owners list -> int code per template
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- people
@@ -303,6 +304,7 @@ class Gallery:
         self._quantized = None
         self._counts = None
         self._penalty_cache = {}
+        self._owner_codes = None
 
     def _template_counts(self) -> Counter:
         """Templates per person of the current rows (counted once per version of them)."""
@@ -385,6 +387,15 @@ class Gallery:
             out.append(found)
         return out
 
+    def _owner_index(self, owners: list[str]) -> np.ndarray:
+        """Each template's owner as a small integer (counted once per version of the rows)."""
+        cached = self._owner_codes
+        if cached is None or cached[0] is not owners:
+            codes: dict[str, int] = {}
+            index = np.fromiter((codes.setdefault(o, len(codes)) for o in owners), np.int32, len(owners))
+            cached = self._owner_codes = (owners, index)
+        return cached[1]
+
     def _penalties(
         self, rows: TemplateRows, pair_shift: PairShift | None, probe_classes: Sequence[str] | None, n: int
     ) -> list[np.ndarray | None]:
@@ -407,9 +418,15 @@ class Gallery:
         """The best ``top_k`` people from every template's similarity (T,), less its ``penalty``."""
         if penalty is not None:
             sims = sims - penalty
-        if top_k == 1:  # the common case: one pass, no partial sort
+        if top_k <= 2:  # the common case (a decision weighs the best person and the next): no partial sort
             best = int(sims.argmax())
-            return self._rank(np.array([best]), sims[best : best + 1], owners, people, 1, penalty)
+            if top_k == 1:
+                return self._rank(np.array([best]), sims[best : best + 1], owners, people, 1, penalty)
+            owner_index = self._owner_index(owners)
+            others = np.where(owner_index == owner_index[best], -np.inf, sims)
+            second = int(others.argmax())
+            picked = np.array([best] if others[second] == -np.inf else [best, second])
+            return self._rank(picked, sims[picked], owners, people, 2, penalty)
         # the best templates, deeper until they hold top_k people (then those are the best people)
         depth = max(8, top_k * 8)
         while True:
