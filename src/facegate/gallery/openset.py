@@ -28,6 +28,7 @@ with the target probability:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Sequence
@@ -65,12 +66,32 @@ class EvidenceCurve:
         beyond = values[-1] + self.tail_slope * (s - knots[-1])
         return np.where(s > knots[-1], beyond, np.maximum(inside, 0.0))
 
+    def at(self, similarity: float) -> float:
+        """The curve at one similarity (the scalar path of ``__call__``: no arrays per face)."""
+        knots, values = self.similarity, self.evidence
+        if similarity > knots[-1]:
+            return values[-1] + self.tail_slope * (similarity - knots[-1])
+        if similarity < knots[0]:
+            return 0.0
+        return max(0.0, interpolate(similarity, knots, values))
+
     def similarity_at(self, evidence: float) -> float:
         """The similarity with this much evidence (the inverse of the curve)."""
-        knots, values = np.asarray(self.similarity), np.asarray(self.evidence)
+        knots, values = self.similarity, self.evidence
         if evidence > values[-1]:
-            return float(knots[-1] + (evidence - values[-1]) / self.tail_slope)
-        return float(np.interp(evidence, values, knots))
+            return knots[-1] + (evidence - values[-1]) / self.tail_slope
+        return interpolate(evidence, values, knots)
+
+
+def interpolate(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Piecewise-linear ``ys`` at ``x`` over increasing ``xs``, held flat outside them (``np.interp`` for one value)."""
+    if x <= xs[0]:
+        return float(ys[0])
+    if x >= xs[-1]:
+        return float(ys[-1])
+    i = bisect.bisect_right(xs, x)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return float(y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
 def per_template_rate(fpir: float, people: int, templates_per_person: float) -> float:
@@ -141,6 +162,8 @@ def mean_templates(counts: Sequence[int]) -> float:
     """Templates per person, on average (at least 1)."""
     return max(1.0, float(np.mean(counts))) if len(counts) else 1.0
 
+
+_BARS: dict[tuple, float] = {}  # (calibration, fpir, shape) -> bar: the same few galleries ask again and again
 
 # QUALITY_CLASSES: what makes a face's similarities less telling, as measured on LFW View 1
 # (bench/calibrate_openset.py): two faces with the same flaw (both blurred...) look alike more easily.
@@ -220,7 +243,7 @@ class OpenSetCalibration:
 
     def candidate_evidence(self, similarity: float, shift: float | None, probe_class: str = "ok") -> float:
         """Evidence of a candidate's similarity, less its pair's shift (or the face class's worst)."""
-        return float(self.curve(similarity - (self.worst_shift(probe_class) if shift is None else shift)))
+        return self.curve.at(similarity - (self.worst_shift(probe_class) if shift is None else shift))
 
     def score(self, best: float, runner_up: float | None, shape: GalleryShape) -> float:
         """The decision score (decades) from the best and the next person's evidence."""
@@ -231,14 +254,20 @@ class OpenSetCalibration:
 
     def margin_weight(self, people: int) -> float:
         """How much the runner-up counts in a gallery of this many people."""
-        x = math.log10(max(1, people))
         knots = self.margin_weights
-        return float(np.interp(x, [k for k, _ in knots], [v for _, v in knots]))
+        return interpolate(math.log10(max(1, people)), [k for k, _ in knots], [v for _, v in knots])
 
     def bar(self, fpir: float, shape: GalleryShape) -> float:
         """The score a name needs in a gallery of this shape for ``fpir`` of strangers to get one."""
-        base = -math.log10(per_template_rate(fpir, shape.people, shape.templates_per_person))
-        return base + self._offset(fpir, shape.people)
+        key = (id(self), fpir, shape)
+        found = _BARS.get(key)
+        if found is None:
+            base = -math.log10(per_template_rate(fpir, shape.people, shape.templates_per_person))
+            found = base + self._offset(fpir, shape.people)
+            if len(_BARS) > 4096:
+                _BARS.clear()
+            _BARS[key] = found
+        return found
 
     def _offset(self, fpir: float, people: int) -> float:
         levels = sorted(self.bar_offsets)
