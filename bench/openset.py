@@ -26,7 +26,9 @@ Prints, for each policy, one line of ``key=value`` (rates as fractions):
 ``openset_ece`` (expected calibration error of the confidence as P(the best person is the
 face's person), 10 bins, enrolled and strangers weighted equally, over every draw),
 ``lfw_view2_acc_default`` (View 2, 10 folds, with the policy's templates and probes).
-``--detail`` prints every cell.
+``--detail`` prints every cell. ``--same-flaw`` prints only cells where templates and probes
+share a flaw (both blurred, ...: a poor camera at enrolment and at the door), and
+``--without-quality-classes`` counts every face as ``ok`` (what the quality classes buy).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,8 @@ from openset_data import DEGRADED
 from openset_sim import Faces, draw_gallery, load_faces, quality_of, top_two
 
 SIZES = {10: 10, 100: 5, 1000: 3}  # N: draws
+# --same-flaw: templates and probes with the same flaw (a blurred camera at enrolment and at the door)
+SAME_FLAW = tuple(f"{c}+{c}" for c in DEGRADED)
 TEMPLATES = (1, 3)
 
 
@@ -113,18 +118,20 @@ def run(policy: DecisionPolicy, faces: Faces, allowed: dict, eligible: np.ndarra
     ece_parts = []
     for n, draws in SIZES.items():
         for t in TEMPLATES:
-            for condition in ("original", *DEGRADED, "mixed"):
+            conditions = ("original", *DEGRADED, "mixed") if not args.same_flaw else SAME_FLAW
+            for condition in conditions:
                 fp = sp = tp = gp = wrong = 0
                 for d in range(max(1, round(draws * args.draws))):
                     rng = np.random.default_rng(1000 * n + 10 * t + d)  # the same draws for every policy
-                    probes = probe_rows_for(faces, allowed, condition, rng)
+                    flaw = condition.partition("+")[0] if "+" in condition else None
+                    probes = probe_rows_for(faces, allowed, flaw or condition, rng)
                     draw = draw_gallery(
                         faces,
                         rng,
                         eligible,
                         n,
                         t,
-                        template_rows=allowed["original"],
+                        template_rows=allowed[flaw or "original"],
                         stranger_rows=probes,
                         probe_rows=probes,
                         degraded_share=1 / 3 if condition == "mixed" else 0.0,
@@ -177,6 +184,12 @@ def main() -> None:
     ap.add_argument("--draws", type=float, default=1.0, help="scale the number of draws per N")
     ap.add_argument("--detail", action="store_true")
     ap.add_argument("--skip-today", action="store_true")
+    ap.add_argument(
+        "--same-flaw", action="store_true", help="only cells where templates and probes share a flaw (no summary)"
+    )
+    ap.add_argument(
+        "--without-quality-classes", action="store_true", help="ablation: every face and template counted as ok"
+    )
     args = ap.parse_args()
 
     started = time.perf_counter()
@@ -194,14 +207,18 @@ def main() -> None:
     eligible = np.array(sorted(p for p, k in counts.items() if k >= 2))
     print(f"# images={len(allowed['original'])} (View 1 train left out) people_with_2plus={len(eligible)}")
 
-    policies = [("", DecisionPolicy.for_model("dlib_resnet_v1", fpir=args.fpir), True)]
+    policy = DecisionPolicy.for_model("dlib_resnet_v1", fpir=args.fpir)
+    if args.without_quality_classes:
+        policy = replace(policy, openset=replace(policy.openset, pair_shift={}))
+    policies = [("", policy, True)]
     if not args.skip_today:
         policies.append(("today_", DecisionPolicy(threshold=MATCH_THRESHOLD, fixed=True), False))
     lines = []
     for prefix, policy, flip in policies:
         print(f"# {prefix or 'facegate_'}: fpir target {policy.fpir if policy.open_set else 'none (fixed threshold)'}")
         result = run(policy, faces, allowed, eligible, flip, args)
-        lines.append(summary(prefix, result, view2_accuracy(faces, args.data, flip)))
+        if not args.same_flaw:
+            lines.append(summary(prefix, result, view2_accuracy(faces, args.data, flip)))
     print(f"# {time.perf_counter() - started:.0f} s")
     for line in lines:
         print(line)
