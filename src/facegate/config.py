@@ -70,10 +70,14 @@ class StoreSettings:
     # degrees: an enrolment photo whose face is turned further (|yaw| from the 5 landmarks) is refused
     # (face_turned). 40, not 30: the test photo Hugo_Chavez_0003, a plain three-quarter view, measures 35.4.
     enrol_max_yaw: float = 40.0
+    # seconds a visitor session (POST /v1/sessions) lives after its last use; then its people are erased
+    session_ttl_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.enrol_max_yaw <= 90.0:
             raise ConfigError(f"enrol_max_yaw {self.enrol_max_yaw} is outside (0, 90] degrees")
+        if not 0.0 < self.session_ttl_s <= 30 * 86400:
+            raise ConfigError(f"session_ttl_s {self.session_ttl_s} is outside (0, 30 days]")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from facegate.api import (
     routes_events,
     routes_people,
     routes_recognition,
+    routes_sessions,
     routes_system,
     routes_videos,
     routes_webhooks,
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         routes_events.router,
         routes_webhooks.router,
         routes_attendance.router,
+        routes_sessions.router,
     ):
         app.include_router(router)
     app.include_router(stream.router)

@@ -11,6 +11,7 @@ from facegate.gallery.decision import Decision, ScoredCandidate
 from facegate.service.enrolment import ClosestPerson, EnrolCheck, EnrolFace, Enrolled, EnrolWarning, PairScore
 from facegate.service.pipeline import FrameResult
 from facegate.service.recognition import VerifyResult
+from facegate.service.sessions import VisitorSession
 from facegate.store.records import (
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
@@ -483,3 +484,23 @@ class ZipReport(BaseModel):
     warnings: list[EnrolWarningOut] = Field(
         default_factory=list, description="similar_person: a person written could be confused with another"
     )
+
+
+# ----------------------------------------------------------------- visitor sessions
+
+
+class SessionOut(BaseModel):
+    """A visitor session: its own people are searched together with the base collection's."""
+
+    id: str
+    base: str = Field(description="the collection searched together with the session's own people")
+    created_at: float
+    expires_at: float = Field(description="when it is erased unless used again (each use extends it)")
+
+    @classmethod
+    def of(cls, session: VisitorSession) -> SessionOut:
+        return cls(id=session.id, base=session.base, created_at=session.created_at, expires_at=session.expires_at)
+
+
+class SessionCreated(SessionOut):
+    token: str = Field(description="the session's secret (shown once): send it as X-Session-Token")

@@ -26,6 +26,8 @@ headers on a WebSocket), the subprotocols ``facegate`` and ``facegate.key.<key>`
 subprotocol ``facegate``, never the key). ``?api_key=`` still works for older clients but puts
 the key in URLs (the access log scrubs it). Refused connections are closed with code 4401 or
 4403; a browser page of another origin is refused before the stream opens (``api/security.py``).
+``?session=<id>`` streams in a visitor session (its people and its base's; ``api/routes_sessions.py``),
+its token as ``X-Session-Token`` or the subprotocol ``facegate.session.<token>``.
 The key is checked again every ``RECHECK_S``: once it is revoked the stream gets an error
 ``key_revoked`` and is closed with code 4401.
 """
@@ -50,6 +52,7 @@ from facegate.core.errors import FacegateError
 from facegate.service.pipeline import FrameOptions
 from facegate.service.runtime import Runtime
 from facegate.service.scheduler import Slot
+from facegate.service.sessions import SessionNotFound
 from facegate.service.tracking import TrackedFrame, TrackingSession
 from facegate.store.records import DEFAULT_COLLECTION
 from facegate.stream.types import TrackedFace
@@ -57,6 +60,7 @@ from facegate.stream.types import TrackedFace
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+SESSION_PROTOCOL = "facegate.session."
 OUTBOX_SIZE = 16  # answers waiting for a slow reader; beyond, the oldest are dropped
 RECHECK_S = 0.5  # how often an open stream checks that its key is still valid
 
@@ -112,9 +116,12 @@ async def stream(ws: WebSocket) -> None:
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None)
     secret = ws_secret(ws)
     options = FrameOptions(collection=ws.query_params.get("collection", DEFAULT_COLLECTION)[:200])
+    visiting = ws.query_params.get("session")  # a visitor session (service.sessions): its people and its base's
     try:
         key = await check_key(app, secret, "recognize")
-        check_collection(key, options.collection)
+        if visiting is not None:
+            options = await run_in_threadpool(_session_options, runtime, visiting, ws)
+        check_collection(key, options.base or options.collection)
     except ApiError as exc:
         await ws.send_json({"type": "error", "code": exc.code, "detail": exc.message})
         await ws.close(code=4401 if exc.code == "unauthorized" else 4403, reason=exc.code)
@@ -194,8 +201,10 @@ async def stream(ws: WebSocket) -> None:
                     control = parse_json(message.get("text") or "", invalid_code="invalid_message")
                     if not isinstance(control, dict) or control.get("type") != "options":
                         raise ApiError('expected {"type": "options", ...}', code="invalid_message")
+                    if visiting is not None and "collection" in control:
+                        raise ApiError("a session's stream keeps its collection", code="invalid_message")
                     changed = updated_options(options, control)
-                    check_collection(key, changed.collection)  # a limited key stays in its collections
+                    check_collection(key, changed.base or changed.collection)  # a limited key stays in its own
                     options = changed
                     post(_ready(runtime, options))
                 except ApiError as exc:
@@ -210,6 +219,17 @@ async def stream(ws: WebSocket) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+def _session_options(runtime: Runtime, session_id: str, ws: WebSocket) -> FrameOptions:
+    """The options of a visitor session's stream; its token comes as ``X-Session-Token`` or, from a browser,
+    the subprotocol ``facegate.session.<token>``. ``ApiError`` ``session_not_found`` otherwise."""
+    offered = [p[len(SESSION_PROTOCOL) :] for p in ws.scope.get("subprotocols", []) if p.startswith(SESSION_PROTOCOL)]
+    token = ws.headers.get("x-session-token") or (offered[0] if offered else "")
+    try:
+        return runtime.sessions.options(runtime.sessions.resolve(session_id[:40], token))
+    except SessionNotFound as exc:
+        raise ApiError(exc.message, code=exc.code, status=404) from None
 
 
 class StreamTracking:

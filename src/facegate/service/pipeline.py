@@ -6,13 +6,15 @@ One path for every source of frames: ``/v1/recognize``, the browser stream, the 
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from facegate.gallery.decision import Decision, DecisionPolicy
-from facegate.gallery.openset import quality_class
+from facegate.gallery.decision import Candidate, Decision, DecisionPolicy
+from facegate.gallery.index import Gallery
+from facegate.gallery.openset import GalleryShape, quality_class
 from facegate.service.indexes import IndexRegistry
 from facegate.store.records import DEFAULT_COLLECTION
 from facegate.vision.engine import FaceEngine
@@ -28,6 +30,7 @@ class FrameOptions:
     threshold: float | None = None  # None: the policy's (calibrated or configured) threshold
     max_faces: int | None = None  # None: the configured limit
     top_k: int = 0  # also list the best K candidates per face
+    base: str | None = None  # also search this collection (a visitor session's base; service.sessions)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,14 @@ class FrameProcessor:
         policy = self.policy.with_threshold(options.threshold)
         if not policy.open_set:
             return policy.threshold
-        return round(policy.match_threshold(self.indexes.gallery(options.collection).shape()), 4)
+        return round(policy.match_threshold(searched_shape(self._galleries(options))), 4)
+
+    def _galleries(self, options: FrameOptions) -> list[Gallery]:
+        """The galleries a search covers: the collection's, and its base's for a session."""
+        galleries = [self.indexes.gallery(options.collection)]
+        if options.base is not None:
+            galleries.append(self.indexes.gallery(options.base))
+        return galleries
 
     def decide(self, faces: list[Face], options: FrameOptions) -> list[Decision]:
         """Match/unknown decisions for faces' embeddings against a collection.
@@ -93,19 +103,45 @@ class FrameProcessor:
         The open-set policy weighs the best person against the next one, so the search always
         returns two people at least; ``top_k`` of them are listed in each decision.
         """
-        gallery = self.indexes.gallery(options.collection)
+        galleries = self._galleries(options)
         if not faces:
             return []
         policy = self.policy.with_threshold(options.threshold)
-        shape = gallery.shape()
+        shape = searched_shape(galleries)
         pair_shift = policy.openset.pair_shift if policy.open_set and policy.openset else None
-        found = gallery.search(
-            np.stack([f.embedding for f in faces]),
-            top_k=max(2, options.top_k),
-            probe_classes=[quality_class(f.quality) for f in faces],
-            pair_shift=pair_shift,
-        )
+        top_k = max(2, options.top_k)
+        found = [
+            gallery.search(
+                np.stack([f.embedding for f in faces]),
+                top_k=top_k,
+                probe_classes=[quality_class(f.quality) for f in faces],
+                pair_shift=pair_shift,
+            )
+            for gallery in galleries
+        ]
+        if len(found) > 1:  # a session: its people and the base's, best first (as one gallery ranks them)
+            merged = [sorted(itertools.chain(*lists), key=_rank_key)[:top_k] for lists in zip(*found, strict=True)]
+        else:
+            merged = found[0]
         return [
             policy.decide(candidates, options.top_k, shape=shape, quality=face.quality)
-            for face, candidates in zip(faces, found, strict=True)
+            for face, candidates in zip(faces, merged, strict=True)
         ]
+
+
+def _rank_key(candidate: Candidate) -> float:
+    """How a gallery ranks a candidate: similarity less the shift of its pair of quality classes."""
+    return -(candidate.similarity - (candidate.shift or 0.0))
+
+
+def searched_shape(galleries: list[Gallery]) -> GalleryShape:
+    """The shape of the galleries searched together: their people and templates summed."""
+    if len(galleries) == 1:
+        return galleries[0].shape()
+    people = templates = 0.0
+    for gallery in galleries:
+        if gallery.template_count:
+            shape = gallery.shape()
+            people += shape.people
+            templates += shape.people * shape.templates_per_person
+    return GalleryShape(max(1, int(people)), templates / people if people else 1.0)

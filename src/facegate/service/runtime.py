@@ -32,6 +32,7 @@ from facegate.service.people import People
 from facegate.service.pipeline import FrameProcessor
 from facegate.service.recognition import Recognition
 from facegate.service.scheduler import FairScheduler
+from facegate.service.sessions import Sessions
 from facegate.service.video_jobs import VideoJobRunner, VideoJobs
 from facegate.service.webhooks import Webhooks, WebhookSender
 from facegate.store.cameras import CameraStore
@@ -40,6 +41,7 @@ from facegate.store.events import EventLog
 from facegate.store.keys import KeyStore
 from facegate.store.refkeys import RefKeys
 from facegate.store.repository import Store
+from facegate.store.sessions import SessionStore
 from facegate.store.videos import VideoJobStore
 from facegate.store.webhooks import WebhookStore
 from facegate.vision.engine import EngineConfig, FaceEngine
@@ -92,6 +94,7 @@ class Runtime:
             settings.store.enrol_max_yaw,
         )
         self.people = People(store, self.indexes)
+        self.sessions = Sessions(SessionStore(store), self.indexes, settings.store.session_ttl_s)
         self.archives = Archives(store, self.indexes)
         self.keys = ApiKeys(KeyStore(store))
         self.scheduler = FairScheduler(settings.engine.inference_threads)
@@ -171,6 +174,7 @@ class Runtime:
             self.bus, self.events.log, retention.event_retention_days, retention.snapshot_retention_days
         )
         self.event_log.start()
+        self.sessions.start()
         self.webhook_sender = WebhookSender(self.webhooks.store, worker_name(), policy=self.webhooks.policy)
         self.webhook_sender.start()
         self.event_log.listeners.append(self.webhook_sender.wake)
@@ -201,6 +205,7 @@ class Runtime:
             await self.video_runner.stop()
         if self.camera_manager is not None:
             await self.camera_manager.stop()
+        await asyncio.to_thread(self.sessions.stop)
         if self.event_log is not None:
             await asyncio.to_thread(self.event_log.stop)
         if self.webhook_sender is not None:

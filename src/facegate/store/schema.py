@@ -280,3 +280,23 @@ class DeliveryRow(Base):
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class VisitorSessionRow(Base):
+    """A visitor's session: a collection of its own searched together with a ``base`` collection.
+
+    Only a SHA-256 of the token is kept. The row goes with its collection; a session whose base
+    was deleted (``base_id`` None) is erased by the sweeper (``service.sessions``).
+    """
+
+    __tablename__ = "visitor_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)

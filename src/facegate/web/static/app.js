@@ -7,6 +7,7 @@ import * as collections from "./collections.js";
 import * as enrol from "./enrol.js";
 import * as events from "./events.js";
 import * as help from "./help.js";
+import * as kiosk from "./kiosk.js";
 import * as live from "./live.js";
 import * as people from "./people.js";
 import * as upload from "./upload.js";
@@ -22,6 +23,7 @@ const ROUTES = {
   cameras: { title: "Cameras", render: cameras.render },
   events: { title: "Events", render: events.render },
   help: { title: "Help", render: help.render },
+  kiosk: { title: "Try it", render: kiosk.render },
 };
 const SEEN_GUIDE = "facegate.seenGuide";
 
@@ -35,6 +37,7 @@ function route() {
   const view = document.getElementById("view");
   view.replaceChildren();
   document.title = `${ROUTES[target].title} · facegate`;
+  document.body.classList.toggle("kiosk", target === "kiosk"); // a visitor's page: no navigation
   document.querySelectorAll("nav a").forEach((a) => {
     if (a.dataset.route === target) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
