@@ -37,6 +37,7 @@ echo "build_s=$(( $(date +%s) - started ))"
 image_mb=$(( $(podman image inspect "$IMAGE" --format '{{.Size}}') / 1000000 ))
 
 R=(--runtime runc --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
+started=$(date +%s.%N)
 podman run -d --name "$NAME" "${R[@]}" -p "127.0.0.1:$PORT:8000" "$IMAGE" >/dev/null
 trap 'podman rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
 readyz=000
@@ -45,8 +46,9 @@ for _ in $(seq 1 240); do
     [ "$readyz" = 200 ] && break
     sleep 0.5
 done
+ready_s=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)")
 podman healthcheck run "$NAME" >/dev/null 2>&1 && health=healthy || health=unhealthy
-echo "health=$health user=$(podman exec "$NAME" id -u)"
+echo "health=$health user=$(podman exec "$NAME" id -u) ready_s=$ready_s"
 
 # bound beyond loopback inside the container: keys are required; the first admin key is in the log
 key=$(podman logs "$NAME" 2>&1 | grep -o 'fgk_[A-Za-z0-9_-]*' | head -n 1)
