@@ -208,6 +208,37 @@ def test_a_file_with_a_stride(clip):
     assert indices == list(range(0, CLIP_FRAMES, 5))
 
 
+def test_frame_threaded_decoding_hands_out_the_same_frames(clip):
+    """``decode_threads`` (video files read ahead): FFmpeg decodes on several threads, frames come out a
+    few packets later, and they are the same frames, with the same indexes and pixels, also when the
+    frames no analysed frame needs are skipped undecoded (the decoder's skip setting follows each packet)."""
+    from av.codec.context import ThreadType
+
+    def frames(stride: int, skip_unused: bool, threads: int) -> tuple[list, int]:
+        with AvSource(str(clip), live=False, stride=stride, skip_unused=skip_unused, decode_threads=threads) as source:
+            ctx = source._stream.codec_context
+            assert bool(ctx.thread_type & ThreadType.FRAME) == bool(threads)
+            assert ctx.thread_count == threads or not threads
+            out = []
+            while (frame := source.read()) is not None:
+                out.append((frame.index, frame.pts, frame.rgb))
+            return out, source.frames_read
+
+    for stride, skip_unused in ((1, False), (3, True), (5, False)):
+        (plain, plain_read), (threaded, threaded_read) = frames(stride, skip_unused, 0), frames(stride, skip_unused, 2)
+        assert [i for i, _, _ in threaded] == [i for i, _, _ in plain] == list(range(0, CLIP_FRAMES, stride))
+        assert [p for _, p, _ in threaded] == [p for _, p, _ in plain]
+        assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(plain, threaded, strict=True))
+        assert threaded_read == plain_read == CLIP_FRAMES
+
+
+def test_frame_threaded_decoding_is_for_files_only(clip):
+    with pytest.raises(ValueError, match="live"):  # a camera's newest frame would come frames late
+        AvSource("rtsp://127.0.0.1:8554/clip", live=True, decode_threads=2)
+    with pytest.raises(ValueError):
+        AvSource(str(clip), live=False, decode_threads=-1)
+
+
 def test_frames_over_the_pixel_limit_are_refused(clip):
     source = AvSource(str(clip), live=False, max_pixels=640 * 480 - 1)
     with pytest.raises(SourceError) as exc:

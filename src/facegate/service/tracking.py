@@ -18,7 +18,7 @@ from facegate.service.pipeline import FrameOptions, FrameProcessor
 from facegate.stream.fusion import TrackFusion, update_kind
 from facegate.stream.tracker import IouTracker
 from facegate.stream.types import LOST, FusedDecision, FusionConfig, TrackedFace, TrackerConfig, TrackUpdate
-from facegate.vision.appearance import appearance
+from facegate.vision.appearance import appearance, same_look
 from facegate.vision.types import Box, Detection, Face
 
 CANDIDATES = 3  # per embedded face, so the runner-up person gathers evidence too (fusion margin)
@@ -133,7 +133,7 @@ class TrackingSession:
         if look is None:
             return False
         self._looks[track_id] = look
-        return before is not None and float(look @ before) < SAME_LOOK
+        return before is not None and same_look(look, before) < SAME_LOOK
 
     def _big_enough(self, detection: Detection) -> bool:
         box = detection.box

@@ -116,6 +116,11 @@ class AvSource:
     their timestamps, so the handed-out frames, their indexes and their pixels are the same as
     without it; a file whose packets lack timestamps, or repeat one, is decoded whole.
     ``frames_read`` counts the frames passed, skipped ones included.
+
+    ``decode_threads`` (files read ahead of their analysis): FFmpeg decodes several frames at once on that
+    many threads (frame threading, plus slices), the same frames and pixels, each handed out a few frames
+    later: more throughput for a reader that keeps a queue, never for a live camera, whose newest frame
+    would come late by as many frames. 0 keeps FFmpeg's default (slice threading only, no delay).
     """
 
     def __init__(
@@ -129,9 +134,14 @@ class AvSource:
         format: str | None = None,
         options: dict[str, str] | None = None,
         skip_unused: bool = False,
+        decode_threads: int = 0,
     ) -> None:
         if stride < 1:
             raise ValueError("stride must be at least 1")
+        if decode_threads < 0:
+            raise ValueError("decode_threads must be 0 (FFmpeg's default) or more")
+        if decode_threads and live:
+            raise ValueError("frame-threaded decoding delays every frame: not for live streams")
         if not timeout_s > 0:
             raise ValueError("timeout_s must be positive")
         self.url = url
@@ -142,6 +152,7 @@ class AvSource:
         self.format = format
         self.options = {**low_latency_options(url, timeout_s), **(options or {})}
         self.skip_unused = bool(skip_unused)
+        self.decode_threads = int(decode_threads)
         self._ranks: dict[int, int] | None = None  # pts -> display index, when skipping
         self.bad_packets = 0  # packets that failed to decode (skipped)
         self._container: Any = None
@@ -204,6 +215,9 @@ class AvSource:
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width and height:
             self._check_pixels(width, height)
+        if self.decode_threads:  # before the first packet opens the decoder
+            ctx.thread_type = "AUTO"
+            ctx.thread_count = self.decode_threads
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         frames = int(stream.frames) if stream.frames and not self.live else None
