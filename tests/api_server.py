@@ -45,6 +45,17 @@ def running_server(settings: Settings):
         thread.join(timeout=30)
 
 
+@contextlib.contextmanager
+def served(tmp_path_factory, engine, name: str):
+    """A facegate server on a fresh SQLite database, sharing this process's warmed models; yields its base URL
+    (the module-scoped ``server`` fixture of the API and browser tests)."""
+    engine.warmup()
+    db = tmp_path_factory.mktemp(name) / "facegate.db"
+    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
+    with running_server(settings):
+        yield f"http://127.0.0.1:{settings.server.port}"
+
+
 def serve_process(port: int, env: dict[str, str], ready_path: str = "/readyz", timeout: float = 120):
     """``facegate serve --port PORT`` as its own process with ``env`` added, once ``ready_path`` answers 200
     (for tests that kill it: kill -9, restart)."""

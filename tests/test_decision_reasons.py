@@ -10,18 +10,13 @@ import httpx
 import pytest
 import websockets
 
-from api_server import files, free_port, running_server
+from api_server import files, served
 from conftest import STRANGER, photos
-from facegate.config import Settings
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, engine):
-    engine.warmup()
-    db = tmp_path_factory.mktemp("reasons") / "facegate.db"
-    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
-    with running_server(settings):
-        base = f"http://127.0.0.1:{settings.server.port}"
+    with served(tmp_path_factory, engine, "reasons") as base:
         with httpx.Client(base_url=base, timeout=60) as client:
             pid = client.post("/v1/people", json={"name": "Tony"}).json()["id"]
             added = client.post(f"/v1/people/{pid}/faces", files=files(*photos("Tony_Blair")[1:3]))

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_server import files, free_port, running_server
+from api_server import files, free_port, running_server, served
 from conftest import GROUP, GROUP_FACES, STRANGER, photos
 from facegate.config import Settings
 from web_clips import MARKER, MARKER_STEP, WIDTH, Segment, write_clip
@@ -60,11 +60,8 @@ def require_browser() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, engine):
-    engine.warmup()
-    db = tmp_path_factory.mktemp("web") / "facegate.db"
-    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
-    with running_server(settings):
-        yield f"http://127.0.0.1:{settings.server.port}"
+    with served(tmp_path_factory, engine, "web") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api_server import files, free_port, running_server
+from api_server import files, served
 from conftest import photos
-from facegate.config import Settings
 from test_web import browser_page, screenshot
 from web_clips import two_people, write_clip
 
@@ -20,11 +19,8 @@ ANOTHER_PERSON = "Another person came into view — capture stopped; start again
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, engine):
-    engine.warmup()
-    db = tmp_path_factory.mktemp("web-enrol") / "facegate.db"
-    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
-    with running_server(settings):
-        yield f"http://127.0.0.1:{settings.server.port}"
+    with served(tmp_path_factory, engine, "web-enrol") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

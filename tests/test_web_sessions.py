@@ -9,20 +9,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api_server import files, free_port, running_server
+from api_server import files, served
 from conftest import photos
-from facegate.config import Settings
 from test_web import BROWSER_ARGS, CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, engine):
     """A server with Colin Powell enrolled in the base collection."""
-    engine.warmup()
-    db = tmp_path_factory.mktemp("kiosk") / "facegate.db"
-    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
-    with running_server(settings):
-        base = f"http://127.0.0.1:{settings.server.port}"
+    with served(tmp_path_factory, engine, "kiosk") as base:
         with httpx.Client(base_url=base, timeout=60) as client:
             colin = client.post("/v1/people", json={"name": "Colin"}).json()["id"]
             client.post(f"/v1/people/{colin}/faces", files=files(*photos("Colin_Powell")[:2]))
