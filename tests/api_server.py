@@ -46,12 +46,12 @@ def running_server(settings: Settings):
 
 
 @contextlib.contextmanager
-def served(tmp_path_factory, engine, name: str):
+def served(tmp_path_factory, engine, name: str, **values):
     """A facegate server on a fresh SQLite database, sharing this process's warmed models; yields its base URL
-    (the module-scoped ``server`` fixture of the API and browser tests)."""
+    (the module-scoped ``server`` fixture of the API and browser tests). ``values``: other settings."""
     engine.warmup()
     db = tmp_path_factory.mktemp(name) / "facegate.db"
-    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}")
+    settings = Settings().with_values(port=free_port(), database_url=f"sqlite:///{db}", **values)
     with running_server(settings):
         yield f"http://127.0.0.1:{settings.server.port}"
 

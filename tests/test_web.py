@@ -669,3 +669,22 @@ def test_an_unknown_face_says_why_when_the_face_was_the_problem(playwright, serv
         assert face.get_attribute("data-reason") == "too_small"
         assert "face too small" in face.inner_text()
         page.screenshot(path=str(SHOTS / "upload-unknown-reason.png"))
+
+
+def test_an_ephemeral_demo_says_so_and_keeps_nothing(playwright, engine):
+    """``FACEGATE_EPHEMERAL=1``: SQLite in a temporary directory, erased at stop; every page says it is a demo."""
+    settings = Settings().with_values(port=free_port(), ephemeral=True)
+    base = f"http://127.0.0.1:{settings.server.port}"
+    with running_server(settings) as app:
+        scratch = app.state.runtime.scratch
+        assert scratch is not None and (scratch / "facegate.db").exists()
+        with httpx.Client(base_url=base, timeout=60) as client:
+            assert client.get("/v1/info").json()["ephemeral"] is True
+            pid = client.post("/v1/people", json={"name": "Visitor"}).json()["id"]
+            assert client.post(f"/v1/people/{pid}/faces", files=files(photos("Tony_Blair")[0])).status_code == 201
+        with browser_page(playwright, base) as page:
+            page.goto("/#/people")
+            note = page.get_by_test_id("ephemeral")
+            note.wait_for(timeout=30_000)
+            assert "erased when the server stops" in note.inner_text()
+    assert not scratch.exists()  # nothing left behind

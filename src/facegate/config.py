@@ -72,8 +72,12 @@ class StoreSettings:
     enrol_max_yaw: float = 40.0
     # seconds a visitor session (POST /v1/sessions) lives after its last use; then its people are erased
     session_ttl_s: float = 3600.0
+    # a demo: SQLite in a fresh temporary directory, erased when the server stops (the UI says so)
+    ephemeral: bool = False
 
     def __post_init__(self) -> None:
+        if self.ephemeral and (self.database_url or self.data_dir):
+            raise ConfigError("ephemeral keeps everything in a temporary directory: unset database_url and data_dir")
         if not 0.0 < self.enrol_max_yaw <= 90.0:
             raise ConfigError(f"enrol_max_yaw {self.enrol_max_yaw} is outside (0, 90] degrees")
         if not 0.0 < self.session_ttl_s <= 30 * 86400:

@@ -42,6 +42,7 @@ def info(request: Request) -> dict:
         "version": __version__,
         "ready": runtime.ready,
         "auth_required": runtime.settings.server.auth_required,
+        "ephemeral": runtime.scratch is not None,  # a demo: nothing is kept after the server stops
         **asdict(runtime.info()),
         "limits": {
             "max_request_bytes": limits.max_request_bytes,

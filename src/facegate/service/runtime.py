@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -113,11 +115,21 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        """Open (and migrate) the database and set up the engines; no model is loaded yet."""
+        """Open (and migrate) the database and set up the engines; no model is loaded yet.
+
+        ``store.ephemeral``: the database lives in a new temporary directory, erased by :meth:`close`.
+        """
+        scratch = None
+        if settings.store.ephemeral:
+            scratch = Path(tempfile.mkdtemp(prefix="facegate-ephemeral-"))
+            settings = replace(settings, store=replace(settings.store, ephemeral=False, data_dir=str(scratch)))
+            log.warning("ephemeral: everything enrolled is kept in %s and erased when the server stops", scratch)
         store = Store(make_engine(settings.database_url), RefKeys.open(ref_key_path(settings)))
         upgrade(store.engine)
         _warn_about_foreign_ref_keys(store)
-        return cls(settings, store, FaceEngine(engine_config(settings)))
+        runtime = cls(settings, store, FaceEngine(engine_config(settings)))
+        runtime.scratch = scratch
+        return runtime
 
     @property
     def model_id(self) -> str:
@@ -215,8 +227,12 @@ class Runtime:
         await self.scheduler.stop()
         self.close()
 
+    scratch: Path | None = None  # an ephemeral runtime's temporary data directory
+
     def close(self) -> None:
         self.store.engine.dispose()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def ref_key_path(settings: Settings) -> Path:

@@ -105,11 +105,22 @@ async function collectionPicker() {
   };
 }
 
+/** A demo server (``FACEGATE_EPHEMERAL=1``) says, on every page, that nothing is kept. */
+function ephemeralNote() {
+  const note = h(
+    "div",
+    { class: "welcome", role: "note", "data-testid": "ephemeral" },
+    h("p", {}, h("strong", {}, "Demo mode. "), "Everything enrolled here is kept in a temporary store and erased when the server stops."),
+  );
+  document.getElementById("banner").prepend(note);
+}
+
 async function checkAuth() {
   const button = document.getElementById("key-button");
   button.addEventListener("click", askForKey);
   try {
     const info = await api("/v1/info");
+    if (info.ephemeral) ephemeralNote();
     button.hidden = !info.auth_required;
     if (info.auth_required && !apiKey.get()) askForKey();
   } catch {
