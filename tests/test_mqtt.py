@@ -126,6 +126,8 @@ def test_availability_discovery_events_presence_and_the_last_will(tmp_path):
 
         bus = EventBus()
         sink = MqttSink(bus, MqttConfig(BROKER, prefix, discovery, 5, "facegate-test-sink"), lambda: ([], []))
+        with listener.lock:  # so that the "online" waited for is the test sink's own, not the server's
+            listener.messages.clear()
         sink.start()
         listener.wait(lambda m: m[0] == f"{prefix}/status" and m[1] == "online")
         bus.publish(seen)

@@ -75,6 +75,9 @@ class MqttSink:
             self.client.tls_set()
         self.client.will_set(self.status_topic, "offline", qos=1, retain=True)
         self.client.reconnect_delay_set(1, 30)
+        # events go out at QoS 1: paho keeps them while it (re)connects instead of dropping them, at most
+        # QUEUE of them (past that a publish is refused and counted lost: memory stays bounded)
+        self.client.max_queued_messages_set(QUEUE)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.subscription: Subscription | None = None
@@ -171,9 +174,9 @@ class MqttSink:
     def publish(self, event: Event) -> None:
         p, source = self.config.prefix, topic_part(event.source)
         body = json.dumps(event.to_dict(), separators=(",", ":"))
-        self.client.publish(f"{p}/{source}/{event.kind}", body, qos=0)
+        self.client.publish(f"{p}/{source}/{event.kind}", body, qos=1)
         if event.kind == "recognized" and event.person_id:
-            self.client.publish(f"{p}/{source}/last", body, qos=0, retain=True)
+            self.client.publish(f"{p}/{source}/last", body, qos=1, retain=True)
             self.client.publish(f"{p}/person/{topic_part(event.person_id)}/presence", "ON", qos=1, retain=True)
         elif event.kind == "left" and event.person_id:
             self.client.publish(f"{p}/person/{topic_part(event.person_id)}/presence", "OFF", qos=1, retain=True)
