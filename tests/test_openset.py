@@ -189,3 +189,14 @@ def test_a_templates_quality_class_is_stored_and_weighs_in_the_search(database_u
     assert found[0][0].similarity == pytest.approx(1.0, abs=1e-5)  # the raw similarity, shift reported apart
     assert found[1][0].name == "Sharp" and found[1][0].shift == pytest.approx(shifts["blurry"]["ok"])
     engine.dispose()
+
+
+def test_the_curve_reads_the_same_for_one_similarity_and_for_an_array():
+    """Decisions read the curve one value at a time (``at``), the benches a whole array (``__call__``)."""
+    from facegate.gallery.openset_fit import OPEN_SET
+
+    curve = OPEN_SET.curve
+    similarities = np.linspace(0.5, 1.0, 5001)
+    assert np.allclose([curve.at(float(s)) for s in similarities], curve(similarities), atol=1e-9)
+    for evidence in (0.0, 1.3, 3.0, 4.75, 6.5):
+        assert curve.at(curve.similarity_at(evidence)) == pytest.approx(evidence, abs=1e-6)

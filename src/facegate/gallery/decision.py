@@ -241,7 +241,7 @@ class DecisionPolicy:
         if evidence[0] >= bar:  # enough on its own: the next person is too close
             return "low_margin"
         if probe_class != "ok":  # would a good face this similar have been named?
-            plain = [float(model.curve(c.similarity)) for c in candidates[:2]]
+            plain = [model.curve.at(c.similarity) for c in candidates[:2]]
             if model.score(plain[0], plain[1] if len(plain) > 1 else None, shape) >= bar:
                 return CLASS_REASONS[probe_class]
         return "no_match"

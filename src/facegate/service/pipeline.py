@@ -110,14 +110,10 @@ class FrameProcessor:
         shape = searched_shape(galleries)
         pair_shift = policy.openset.pair_shift if policy.open_set and policy.openset else None
         top_k = max(2, options.top_k)
+        queries = np.stack([f.embedding for f in faces])
+        classes = [quality_class(f.quality) for f in faces]
         found = [
-            gallery.search(
-                np.stack([f.embedding for f in faces]),
-                top_k=top_k,
-                probe_classes=[quality_class(f.quality) for f in faces],
-                pair_shift=pair_shift,
-            )
-            for gallery in galleries
+            gallery.search(queries, top_k=top_k, probe_classes=classes, pair_shift=pair_shift) for gallery in galleries
         ]
         if len(found) > 1:  # a session: its people and the base's, best first (as one gallery ranks them)
             merged = [sorted(itertools.chain(*lists), key=_rank_key)[:top_k] for lists in zip(*found, strict=True)]
