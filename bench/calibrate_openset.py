@@ -263,6 +263,9 @@ def main() -> None:
     slope, intercept = weighted_platt(x, y, w)
     print(f"confidence: P(correct) = sigmoid({slope:.3f} * (score - log10(N*T)) + {intercept:.3f})")
     model = OpenSetCalibration(curve, shifts, MARGIN_WEIGHTS, args.bonus_cap, offsets, (slope, intercept), alpha)
+    for n in (10, 100, 1000):  # what a name given just above the bar carries (three templates each)
+        shape = model.effective(GalleryShape(n, 3.0))
+        print(f"confidence at the FPIR 1% bar: N={n} {model.probability_correct(model.bar(0.01, shape), shape):.2f}")
     if args.write:
         write_module(model, f"Fitted with --draws {args.draws} --seed {args.seed}.")
 
